@@ -1,0 +1,145 @@
+"""Alerts: building them, one per incident, with ids that survive re-processing.
+
+A `Trigger` is one reason to alert (a rule firing on an event, or the model
+scoring a snapshot over its threshold). The `AlertBook` folds triggers into
+incidents: while an employee keeps triggering with gaps shorter than
+`incident_gap_ms`, later triggers update the same alert (re-emitted only when
+severity escalates or another detector joins) instead of raising a new one.
+The `alert_id` is derived from the employee and the event time of the trigger
+that opened the incident, so re-processing the same events gives the same ids.
+No statement text ever reaches an alert except as a literal-free fingerprint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from detector.events import format_ts
+
+SEVERITIES = ("low", "medium", "high", "critical")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+_NAMESPACE = uuid.UUID("6f1c1d2e-8a41-4c39-9a0e-3f2b7c5d9e10")
+MAX_REASONS = 6
+
+
+@dataclass(slots=True)
+class Reason:
+    feature: str
+    value: float
+    baseline: float | None
+    detail: str
+
+    def to_dict(self) -> dict:
+        return {"feature": self.feature, "value": _number(self.value),
+                "baseline": None if self.baseline is None else _number(self.baseline), "detail": self.detail}
+
+
+@dataclass(slots=True)
+class Trigger:
+    employee_id: str
+    db_accounts: list[str]
+    detector: str
+    ts_ms: int
+    window_start_ms: int
+    window_end_ms: int
+    score: float
+    severity: str
+    reasons: list[Reason]
+    evidence: dict
+
+
+@dataclass(slots=True)
+class Incident:
+    alert_id: str
+    opened_ms: int
+    last_ms: int
+    severity: str
+    detectors: list[str]
+    alert: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"alert_id": self.alert_id, "opened_ms": self.opened_ms, "last_ms": self.last_ms,
+                "severity": self.severity, "detectors": self.detectors, "alert": self.alert}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Incident":
+        return cls(**data)
+
+
+class AlertBook:
+    def __init__(self, model_version: str, incident_gap_ms: int = 12 * 3600 * 1000) -> None:
+        self.model_version = model_version
+        self.incident_gap_ms = incident_gap_ms
+        self.open: dict[str, Incident] = {}
+
+    def submit(self, trigger: Trigger) -> dict | None:
+        """Fold a trigger into its incident; return the alert to emit, or None when nothing new."""
+        incident = self.open.get(trigger.employee_id)
+        if incident is None or trigger.ts_ms - incident.last_ms > self.incident_gap_ms:
+            return self._open(trigger)
+        incident.last_ms = max(incident.last_ms, trigger.ts_ms)
+        escalates = _RANK[trigger.severity] > _RANK[incident.severity]
+        joins = trigger.detector not in incident.detectors
+        if not (escalates or joins):
+            return None
+        return self._update(incident, trigger, escalates)
+
+    def _open(self, trigger: Trigger) -> dict:
+        alert_id = str(uuid.uuid5(_NAMESPACE, f"{trigger.employee_id}|{trigger.ts_ms}|{trigger.detector}"))
+        alert = _alert_dict(alert_id, trigger, self.model_version)
+        self.open[trigger.employee_id] = Incident(alert_id, trigger.ts_ms, trigger.ts_ms, trigger.severity,
+                                                  [trigger.detector], alert)
+        return alert
+
+    def _update(self, incident: Incident, trigger: Trigger, escalates: bool) -> dict:
+        previous = incident.alert
+        if escalates:
+            incident.severity = trigger.severity
+        if trigger.detector not in incident.detectors:
+            incident.detectors.append(trigger.detector)
+        alert = _alert_dict(incident.alert_id, trigger, self.model_version)
+        alert["detected_at"] = previous["detected_at"]
+        alert["window_start"] = min(previous["window_start"], alert["window_start"])
+        alert["updated_at"] = format_ts(trigger.ts_ms)
+        alert["revision"] = previous.get("revision", 0) + 1
+        alert["severity"] = incident.severity
+        alert["detectors"] = list(incident.detectors)
+        alert["score"] = max(alert["score"], previous["score"])
+        alert["reasons"] = _merge_reasons(alert["reasons"], previous["reasons"])
+        incident.alert = alert
+        return alert
+
+    def expire(self, now_ms: int) -> None:
+        """Forget incidents idle for longer than the gap (bounded memory)."""
+        stale = [k for k, i in self.open.items() if now_ms - i.last_ms > self.incident_gap_ms]
+        for key in stale:
+            del self.open[key]
+
+
+def _alert_dict(alert_id: str, trigger: Trigger, model_version: str) -> dict:
+    return {
+        "alert_id": alert_id,
+        "employee_id": trigger.employee_id,
+        "db_accounts": sorted(trigger.db_accounts),
+        "detected_at": format_ts(trigger.ts_ms),
+        "window_start": format_ts(trigger.window_start_ms),
+        "window_end": format_ts(trigger.window_end_ms),
+        "score": round(float(trigger.score), 4),
+        "severity": trigger.severity,
+        "detector": trigger.detector,
+        "detectors": [trigger.detector],
+        "reasons": [r.to_dict() for r in trigger.reasons[:MAX_REASONS]],
+        "evidence": trigger.evidence,
+        "model_version": model_version,
+        "revision": 0,
+    }
+
+
+def _merge_reasons(new: list[dict], old: list[dict]) -> list[dict]:
+    seen = {r["feature"] for r in new}
+    return (new + [r for r in old if r["feature"] not in seen])[:MAX_REASONS]
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(float(value), 3)

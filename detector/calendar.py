@@ -1,0 +1,73 @@
+"""The organisation's working calendar: local days, working days and working hours.
+
+Converting an instant to a local day is on the hot path, so results are cached
+per 15-minute slot of UTC time (every real UTC offset is a multiple of 15 min).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from detector.inputs import InputError, load_yaml_mapping, parse_date
+
+SLOT_MS = 15 * 60 * 1000
+WORK_HOURS = range(8, 20)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTime:
+    day: int          # proleptic ordinal of the local date
+    hour: int         # local hour 0..23
+    working: bool     # a working day of the calendar and within working hours
+
+
+class WorkCalendar:
+    def __init__(self, tz_name: str = "UTC", holidays: set[date] | None = None, workdays: set[date] | None = None) -> None:
+        try:
+            self.tz = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InputError(f"calendar: unknown timezone {tz_name!r}") from None
+        self.tz_name = tz_name
+        self.holidays = frozenset(holidays or ())
+        self.workdays = frozenset(workdays or ())
+        self._slots: dict[int, LocalTime] = {}
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.workdays:
+            return True
+        return day.weekday() < 5 and day not in self.holidays
+
+    def local(self, ts_ms: int) -> LocalTime:
+        slot = ts_ms // SLOT_MS
+        found = self._slots.get(slot)
+        if found is None:
+            moment = datetime.fromtimestamp(slot * SLOT_MS / 1000, tz=timezone.utc).astimezone(self.tz)
+            day = moment.date()
+            found = LocalTime(day.toordinal(), moment.hour, self.is_working_day(day) and moment.hour in WORK_HOURS)
+            self._slots[slot] = found
+        return found
+
+    def day_start_ms(self, day_ordinal: int) -> int:
+        day = date.fromordinal(day_ordinal)
+        return int(datetime(day.year, day.month, day.day, tzinfo=self.tz).timestamp() * 1000)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "WorkCalendar":
+        return cls.from_mapping(load_yaml_mapping(path, "calendar"), str(path))
+
+    @classmethod
+    def from_mapping(cls, data: dict, name: str = "calendar") -> "WorkCalendar":
+        tz_name = data.get("timezone")
+        if not isinstance(tz_name, str):
+            raise InputError(f"{name}: key 'timezone' is required (an IANA name such as Asia/Shanghai)")
+        return cls(tz_name, _dates(data, "holidays", name), _dates(data, "workdays", name))
+
+
+def _dates(data: dict, key: str, name: str) -> set[date]:
+    values = data.get(key) or []
+    if not isinstance(values, list):
+        raise InputError(f"{name}: key {key!r} must be a list of ISO dates")
+    return {parse_date(v, f"{name}: {key}") for v in values}

@@ -1,0 +1,240 @@
+"""`exfil-detector`: the command line (contract section 7).
+
+Every command ends with status 0, or with a non-zero status and one line naming
+the problem (a missing file, a bad flag, a malformed input), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from detector.inputs import InputError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class CommandError(Exception):
+    """A problem the user can fix, reported as one line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (CommandError, InputError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as exc:
+        print(f"exfil-detector {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"exfil-detector {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="exfil-detector", description="Detect insider data exfiltration from database access events.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (setup, handler, summary) in _COMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary)
+        setup(sub)
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+# -- simulate ---------------------------------------------------------------
+
+def _setup_simulate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="directory to write the workload to")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--employees", type=_positive_int, default=200)
+    p.add_argument("--days", type=_positive_int, default=28)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from detector.simulate import SimulationConfig, simulate, write_workload
+
+    started = time.perf_counter()
+    workload = simulate(SimulationConfig(seed=args.seed, employees=args.employees, days=args.days))
+    write_workload(workload, args.out)
+    print(f"wrote {len(workload.train_events):,} training and {len(workload.test_events):,} test events, "
+          f"{len(workload.labels)} labelled incidents to {args.out} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+# -- train ------------------------------------------------------------------
+
+def _add_inputs(p: argparse.ArgumentParser, calendar: bool = True) -> None:
+    p.add_argument("--events", type=Path, required=True, help="JSONL access events")
+    p.add_argument("--directory", type=Path, required=True, help="employee directory CSV")
+    p.add_argument("--catalog", type=Path, required=True, help="sensitivity catalog YAML")
+    if calendar:
+        p.add_argument("--calendar", type=Path, required=True, help="working calendar YAML")
+    p.add_argument("--dead-letter", type=Path, help="JSONL file for rejected events")
+
+
+def _setup_train(p: argparse.ArgumentParser) -> None:
+    _add_inputs(p)
+    p.add_argument("--out", type=Path, required=True, help="model directory to write (e.g. models/current)")
+    p.add_argument("--alert-budget", type=float, default=1.0, help="model alerts allowed per 1,000 employee-days on the baseline")
+    p.add_argument("--seed", type=int, default=0, help="random state of the isolation forest")
+    p.add_argument("--trees", type=_positive_int, default=200)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from detector.artifacts import save_bundle
+    from detector.model import ForestSettings
+    from detector.rules import RuleSettings
+    from detector.training import train
+
+    refs = _load_refs(args)
+    forest = ForestSettings(n_estimators=args.trees, random_state=args.seed, alert_budget_per_1000_days=args.alert_budget)
+    dead_letter = _dead_letter(args)
+    started = time.perf_counter()
+    passes = iter([dead_letter, _dead_letter(argparse.Namespace())])  # rejections reported once, not per pass
+    result = train(lambda: _batches(args.events, next(passes)), refs, forest, RuleSettings())
+    dead_letter.close()
+    settings = {"alert_budget_per_1000_days": forest.alert_budget_per_1000_days, "n_estimators": forest.n_estimators,
+                "max_samples": forest.max_samples, "random_state": forest.random_state,
+                "budget_safety": forest.budget_safety}
+    bundle = save_bundle(args.out, result.anomaly, result.scoring.peers, result.states, result.summary, settings)
+    s = result.summary
+    print(f"trained {bundle.scoring.version} on {s['events']:,} events, {s['employee_days']:,} employee-days "
+          f"({s['period_start']} to {s['period_end']}) in {time.perf_counter() - started:.1f}s; "
+          f"threshold {result.anomaly.threshold:.4f}; rejected {dead_letter.count:,} events; model in {args.out}")
+    return 0
+
+
+# -- replay -----------------------------------------------------------------
+
+def _setup_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, help="model directory written by `train`")
+    _add_inputs(p)
+    p.add_argument("--alerts-out", type=Path, required=True, help="JSONL file to write alerts to (replaced)")
+    p.add_argument("--batch-size", type=_positive_int, default=10_000)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from detector.artifacts import load_bundle
+    from detector.pipeline import DetectionPipeline
+    from streams.files import JsonlWriter
+
+    refs = _load_refs(args)
+    bundle = load_bundle(args.model)
+    pipeline = DetectionPipeline(refs, bundle.scoring)
+    pipeline.states.update(bundle.states)
+    dead_letter = _dead_letter(args)
+    args.alerts_out.unlink(missing_ok=True)
+    writer = JsonlWriter(args.alerts_out)
+    started = time.perf_counter()
+    for batch in _batches(args.events, dead_letter, args.batch_size):
+        writer.write(pipeline.process(batch))
+    writer.write(pipeline.finish())
+    writer.close()
+    dead_letter.close()
+    elapsed = time.perf_counter() - started
+    stats = pipeline.stats
+    detectors = ", ".join(f"{k} {v}" for k, v in sorted(stats.alerts.items())) or "none"
+    print(f"replayed {stats.events:,} events in {elapsed:.1f}s ({stats.events / max(elapsed, 1e-9):,.0f} events/s); "
+          f"rejected {dead_letter.count:,}; unresolved accounts {len(stats.unresolved_accounts)}; "
+          f"alerts: {detectors}; written to {args.alerts_out}")
+    return 0
+
+
+# -- evaluate ---------------------------------------------------------------
+
+def _setup_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels", type=Path, required=True)
+    p.add_argument("--alerts", type=Path, required=True)
+    p.add_argument("--events", type=Path, required=True, help="the events the alerts were raised on")
+    p.add_argument("--directory", type=Path, required=True)
+    p.add_argument("--catalog", type=Path, help="default: catalog.yaml beside the directory")
+    p.add_argument("--calendar", type=Path, help="default: calendar.yaml beside the directory")
+    p.add_argument("--train-events", type=Path, help="baseline period for the daily-forest baseline; default: train.jsonl beside the events")
+    p.add_argument("--json-out", type=Path, help="also write the figures as JSON")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from detector.comparison import count_days, daily_forest_detections, static_rule_detections
+    from detector.evaluation import detections_from_alerts, evaluate, format_table, incidents_from_labels
+    from detector.model import ForestSettings
+    from streams.files import DeadLetterFile, read_jsonl
+
+    args.catalog = args.catalog or args.directory.with_name("catalog.yaml")
+    args.calendar = args.calendar or args.directory.with_name("calendar.yaml")
+    train_events = args.train_events or args.events.with_name("train.jsonl")
+    refs = _load_refs(args)
+    incidents = incidents_from_labels(read_jsonl(args.labels))
+    ignore = DeadLetterFile(None)
+    test_days = count_days(_batches(args.events, ignore), refs)
+    employee_days = len(test_days.counts)
+    results = [evaluate("exfil-detector", incidents, detections_from_alerts(read_jsonl(args.alerts)), employee_days, refs.calendar),
+               evaluate("static volume rules", incidents, static_rule_detections(test_days), employee_days, refs.calendar)]
+    if train_events.is_file():
+        train_days = count_days(_batches(train_events, ignore), refs)
+        forest = daily_forest_detections(train_days, test_days, ForestSettings())
+        results.append(evaluate("daily isolation forest", incidents, forest, employee_days, refs.calendar))
+    else:
+        print(f"note: no training events at {train_events}; daily isolation forest baseline skipped", file=sys.stderr)
+    print(format_table(results))
+    if args.json_out:
+        args.json_out.write_bytes(orjson.dumps([r.to_dict() for r in results], option=orjson.OPT_INDENT_2))
+    return 0
+
+
+# -- shared -----------------------------------------------------------------
+
+def _load_refs(args: argparse.Namespace):
+    from detector.calendar import WorkCalendar
+    from detector.catalog import Catalog
+    from detector.directory import Directory
+    from detector.pipeline import ReferenceData
+
+    for flag in ("events", "directory", "catalog", "calendar"):
+        path = getattr(args, flag, None)
+        if path is not None and not Path(path).is_file():
+            raise CommandError(f"--{flag.replace('_', '-')} {path}: file not found")
+    return ReferenceData(Directory.load(args.directory), Catalog.load(args.catalog), WorkCalendar.load(args.calendar))
+
+
+def _dead_letter(args: argparse.Namespace):
+    from streams.files import DeadLetterFile
+
+    return DeadLetterFile(getattr(args, "dead_letter", None))
+
+
+def _batches(path: Path, dead_letter, batch_size: int = 10_000):
+    from streams.files import read_event_batches
+
+    return read_event_batches(path, dead_letter, batch_size)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        text = f"file not found: {exc.filename}"
+    return " ".join(text.split())
+
+
+_COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
+    "simulate": (_setup_simulate, _simulate, "write a synthetic company's activity with labelled exfiltration"),
+    "train": (_setup_train, _train, "fit baselines and the isolation forest on a baseline period"),
+    "replay": (_setup_replay, _replay, "score a JSONL file of events and write alerts"),
+    "evaluate": (_setup_evaluate, _evaluate, "compare alerts with labelled incidents, beside two baselines"),
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The contract's access event: decode and validate, or reject with a reason.
+
+Validation happens once, here, at the boundary; everything after it trusts an
+`AccessEvent`. A rejection never raises out of `decode_event`: bad input is data
+(a `Rejection` naming the problem), routed to the dead-letter output by the caller.
+This module must never log or return a statement literal except inside the
+event itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+
+MAX_EVENT_BYTES = 1024 * 1024
+ACTIONS = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "COPY", "EXPORT", "DDL", "LOGIN", "LOGIN_FAILED", "OTHER"}
+)
+_OPTIONAL_STRINGS = ("employee_id", "client_addr", "application", "database", "statement", "session_id", "source")
+_COUNTS = ("rows", "bytes")
+
+
+@dataclass(slots=True)
+class AccessEvent:
+    """One validated database access event. `ts_ms` is epoch milliseconds, UTC."""
+
+    ts_ms: int
+    db_user: str
+    action: str
+    employee_id: str | None = None
+    client_addr: str | None = None
+    application: str | None = None
+    database: str | None = None
+    objects: tuple[str, ...] | None = None
+    columns: tuple[str, ...] | None = None
+    rows: int | None = None
+    bytes: int | None = None
+    statement: str | None = None
+    success: bool = True
+    session_id: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input record is not an event; `raw` is kept byte-for-byte for the dead letter."""
+
+    reason: str
+    raw: bytes
+
+
+class _Invalid(ValueError):
+    pass
+
+
+def decode_event(raw: bytes | str) -> AccessEvent | Rejection:
+    """Decode one JSON event; bad input becomes a `Rejection`, never an exception."""
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+    if len(data) > MAX_EVENT_BYTES:
+        return Rejection(f"event is {len(data)} bytes, larger than the 1 MiB limit", data)
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(_json_reason(data, exc), data)
+    if not isinstance(obj, dict):
+        return Rejection(f"event is a JSON {type(obj).__name__}, not an object", data)
+    try:
+        return event_from_mapping(obj)
+    except _Invalid as exc:
+        return Rejection(str(exc), data)
+
+
+def event_from_mapping(obj: dict) -> AccessEvent:
+    """Validate an already-decoded mapping (used by adapters and the simulator)."""
+    action = _required_str(obj, "action").upper()
+    if action not in ACTIONS:
+        raise _Invalid(f"field 'action' has unknown value {action[:40]!r}; expected one of {', '.join(sorted(ACTIONS))}")
+    event = AccessEvent(ts_ms=parse_ts(obj.get("ts")), db_user=_required_str(obj, "db_user"), action=action)
+    for name in _OPTIONAL_STRINGS:
+        value = obj.get(name)
+        if value is not None:
+            if not isinstance(value, str):
+                raise _Invalid(f"field '{name}' must be a string, got {_type_name(value)}")
+            setattr(event, name, value)
+    for name in _COUNTS:
+        value = obj.get(name)
+        if value is not None:
+            if type(value) is not int:
+                raise _Invalid(f"field '{name}' must be an integer, got {_type_name(value)}")
+            if value < 0:
+                raise _Invalid(f"field '{name}' must be >= 0, got {value}")
+            setattr(event, name, value)
+    event.objects = _string_list(obj, "objects")
+    event.columns = _string_list(obj, "columns")
+    success = obj.get("success")
+    if success is not None:
+        if type(success) is not bool:
+            raise _Invalid(f"field 'success' must be a boolean, got {_type_name(success)}")
+        event.success = success
+    return event
+
+
+def parse_ts(value: object) -> int:
+    """RFC 3339 with an offset, or epoch milliseconds, to epoch milliseconds."""
+    if value is None:
+        raise _Invalid("required field 'ts' is missing")
+    if type(value) is int:
+        return value
+    if not isinstance(value, str):
+        raise _Invalid(f"field 'ts' must be an RFC 3339 string or epoch milliseconds, got {_type_name(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(f"field 'ts' is not an RFC 3339 timestamp: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise _Invalid(f"field 'ts' has no UTC offset: {value[:40]!r}")
+    return int(moment.timestamp() * 1000)
+
+
+def format_ts(ts_ms: int) -> str:
+    """Epoch milliseconds to RFC 3339 in UTC, millisecond precision."""
+    moment = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _required_str(obj: dict, name: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        raise _Invalid(f"required field '{name}' is missing")
+    if not isinstance(value, str) or not value:
+        raise _Invalid(f"field '{name}' must be a non-empty string, got {_type_name(value)}")
+    return value
+
+
+def _string_list(obj: dict, name: str) -> tuple[str, ...] | None:
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Invalid(f"field '{name}' must be an array of strings")
+    return tuple(value)
+
+
+def _json_reason(data: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"event is not valid UTF-8 (byte {err.start})"
+    return f"event is not valid JSON: {exc.msg} at position {exc.pos}"
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__

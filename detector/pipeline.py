@@ -1,0 +1,199 @@
+"""Events -> state -> scores -> alerts: the one code path replay, training, the
+service, the demo and the tests all drive.
+
+The pipeline does no I/O. Rules are checked per event; model scoring is batched:
+when event time crosses a 5-minute tick, every person active in the closed tick
+yields a snapshot, and pending snapshots are scored together at the end of each
+`process` call (or every `max_pending` snapshots), as one matrix.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.access import AccessProfiler
+from detector.alerts import AlertBook, Trigger
+from detector.calendar import WorkCalendar
+from detector.catalog import Catalog
+from detector.directory import Directory, Employee
+from detector.events import AccessEvent
+from detector.explain import evidence, model_reasons
+from detector.features import PeerBaselines, References, feature_matrix, references_for
+from detector.model import AnomalyModel
+from detector.rules import RuleSettings, check_rules, may_fire
+from detector.state import TICK_MS, EmployeeState, Snapshot
+
+HOUR_MS = 3600 * 1000
+UNRESOLVED_PREFIX = "account:"
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    directory: Directory
+    catalog: Catalog
+    calendar: WorkCalendar
+
+
+@dataclass
+class Scoring:
+    """What a trained model contributes: the forest (None while training) and peer baselines."""
+
+    peers: PeerBaselines
+    anomaly: AnomalyModel | None = None
+    version: str = "untrained"
+
+
+@dataclass
+class PipelineStats:
+    events: int = 0
+    unresolved_events: int = 0
+    snapshots: int = 0
+    snapshots_scored: int = 0
+    alerts: Counter = field(default_factory=Counter)
+    unresolved_accounts: set[str] = field(default_factory=set)
+
+
+class DetectionPipeline:
+    def __init__(self, refs: ReferenceData, scoring: Scoring, rules: RuleSettings | None = None,
+                 *, collect_snapshots: bool = False, max_pending: int = 20_000) -> None:
+        self.refs = refs
+        self.scoring = scoring
+        self.rules = rules or RuleSettings()
+        self.profiler = AccessProfiler(refs.catalog)
+        self.alert_book = AlertBook(scoring.version)
+        self.states: dict[str, EmployeeState] = {}
+        self.stats = PipelineStats()
+        self.collected_rows: list[np.ndarray] = []      # feature rows, when collecting for training
+        self.collected_days: list[str] = []              # employee-day of each collected row
+        self._collect = collect_snapshots
+        self._max_pending = max_pending
+        self._pending: list[Snapshot] = []
+        self._dirty: dict[str, EmployeeState] = {}
+        self._watermark_tick = -1
+
+    # -- the hot path -------------------------------------------------------
+
+    def process(self, events: Iterable[AccessEvent]) -> list[dict]:
+        """Apply a batch of events; return the alerts it raised (new incidents and escalations)."""
+        alerts: list[dict] = []
+        resolve, local_time, profile_of = self.refs.directory.resolve, self.refs.calendar.local, self.profiler.profile
+        count = 0
+        for event in events:
+            count += 1
+            tick = event.ts_ms // TICK_MS
+            if tick > self._watermark_tick:
+                self._close_ticks(tick)
+            employee = resolve(event.employee_id, event.db_user)
+            state = self._state_for(employee, event)
+            local = local_time(event.ts_ms)
+            closed = state.advance(event.ts_ms, local)
+            if closed is not None:
+                self._pending.append(closed)
+            profile, literals = profile_of(event)
+            state.observe(event, local, profile, literals)
+            self._dirty[state.key] = state
+            if may_fire(event, profile, self.rules):
+                alert = self._check_rules(event, profile, employee, state)
+                if alert is not None:
+                    alerts.append(alert)
+            if len(self._pending) >= self._max_pending:
+                alerts.extend(self._score_pending())
+        self.stats.events += count
+        alerts.extend(self._score_pending())
+        return alerts
+
+    def finish(self) -> list[dict]:
+        """End of input: close every open tick and score it."""
+        self._close_ticks(self._watermark_tick + 1)
+        return self._score_pending()
+
+    def _state_for(self, employee: Employee | None, event: AccessEvent) -> EmployeeState:
+        if employee is not None:
+            key = employee.employee_id
+        else:
+            key = UNRESOLVED_PREFIX + (event.employee_id or event.db_user)
+            self.stats.unresolved_events += 1
+            self.stats.unresolved_accounts.add(event.db_user)
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = EmployeeState(key, employee.employee_id if employee else key[len(UNRESOLVED_PREFIX):])
+        return state
+
+    def _close_ticks(self, tick: int) -> None:
+        for state in self._dirty.values():
+            snapshot = state.close_tick()
+            if snapshot is not None:
+                self._pending.append(snapshot)
+        self._dirty.clear()
+        self._watermark_tick = tick
+
+    # -- rules --------------------------------------------------------------
+
+    def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState) -> dict | None:
+        refs = references_for(state.baseline, employee, self.scoring.peers, state.day)
+        hit = check_rules(event, profile, employee, refs, self.rules)
+        if hit is None:
+            return None
+        extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),
+                             "categories": list(profile.categories), "fingerprint_id": profile.fingerprint_id,
+                             "application": event.application, "client_addr": event.client_addr}}
+        trigger = Trigger(state.employee_id, sorted(state.day_accounts), hit.detector, event.ts_ms, event.ts_ms,
+                          event.ts_ms, 1.0, hit.severity, hit.reasons, evidence(state, self.profiler.fingerprints, extra))
+        return self._submit(trigger)
+
+    # -- the model ----------------------------------------------------------
+
+    def _score_pending(self) -> list[dict]:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        self.stats.snapshots += len(pending)
+        references = [self._references(s) for s in pending]
+        anomaly = self.scoring.anomaly
+        if anomaly is None and not self._collect:
+            return []
+        matrix = feature_matrix(pending, references)
+        if self._collect:
+            self.collected_rows.append(matrix.astype(np.float32))
+            self.collected_days.extend(f"{s.key}|{s.day}" for s in pending)
+        if anomaly is None:
+            return []
+        scores = anomaly.score(matrix)
+        self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
+        alerts = []
+        for index in np.flatnonzero(scores > anomaly.threshold):
+            alert = self._model_alert(pending[index], references[index], matrix[index], float(scores[index]))
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
+
+    def _references(self, snapshot: Snapshot) -> References:
+        state = self.states[snapshot.key]
+        employee = self.refs.directory.employees.get(state.employee_id)
+        return references_for(snapshot.own, employee, self.scoring.peers, snapshot.day)
+
+    def _model_alert(self, snapshot: Snapshot, refs: References, row: np.ndarray, score: float) -> dict | None:
+        state = self.states[snapshot.key]
+        reasons = model_reasons(row, snapshot, refs)
+        threshold = self.scoring.anomaly.threshold
+        margin = score - threshold
+        severity = "critical" if margin > 0.12 else "high" if margin > 0.06 else "medium" if margin > 0.02 else "low"
+        window_start = snapshot.tick_end_ms - HOUR_MS
+        if reasons and reasons[0].feature.startswith(("day", "departing")):
+            window_start = self.refs.calendar.day_start_ms(snapshot.day)
+        elif reasons and reasons[0].feature.startswith("week"):
+            window_start = self.refs.calendar.day_start_ms(snapshot.day - 6)
+        trigger = Trigger(state.employee_id, sorted(state.day_accounts), "model", snapshot.last_ts_ms,
+                          window_start, snapshot.tick_end_ms, score, severity, reasons,
+                          evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}))
+        return self._submit(trigger)
+
+    def _submit(self, trigger: Trigger) -> dict | None:
+        alert = self.alert_book.submit(trigger)
+        if alert is not None:
+            self.stats.alerts[trigger.detector] += 1
+        return alert

@@ -1,0 +1,84 @@
+"""Named rules for what needs no statistics: unambiguous bulk pulls and exports.
+
+A rule looks at one event (with its access profile) and fires at once, so a
+single-statement pull is alerted within the event's own batch. Service accounts
+are exempt: their bulk traffic is their job, and the model judges them against
+their own history. Each rule's name is the alert's `detector`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from detector import counters as C
+from detector.access import AccessProfile
+from detector.alerts import Reason
+from detector.directory import Employee
+from detector.events import AccessEvent
+from detector.features import References
+
+BULK_READ = "bulk_sensitive_read"
+SENSITIVE_EXPORT = "sensitive_export"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    bulk_read_rows: int = 5000            # one statement reading at least this many personal-data rows
+    bulk_read_critical_rows: int = 50000
+    export_enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.bulk_read_rows < 1:
+            raise ValueError(f"rules.bulk_read_rows must be >= 1, got {self.bulk_read_rows}")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    detector: str
+    severity: str
+    reasons: list[Reason]
+
+
+def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings) -> bool:
+    """Cheap pre-check on the hot path, before references are looked up."""
+    return profile.reads_personal_data and (
+        (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows)
+
+
+def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee | None,
+                refs: References, settings: RuleSettings) -> RuleHit | None:
+    """The first rule this event breaks, or None."""
+    if not profile.reads_personal_data or not event.success:
+        return None
+    if employee is not None and employee.is_service_account:
+        return None
+    if profile.is_export and settings.export_enabled:
+        return _export_hit(event, profile)
+    if event.rows is not None and event.rows >= settings.bulk_read_rows and not profile.aggregate:
+        return _bulk_hit(event, profile, refs, settings)
+    return None
+
+
+def _bulk_hit(event: AccessEvent, profile: AccessProfile, refs: References, settings: RuleSettings) -> RuleHit:
+    rows = event.rows or 0
+    own, peer = refs.own.day_p95[C.SENSITIVE_ROWS], refs.peers.day_p95[C.SENSITIVE_ROWS]
+    detail = (f"one statement read {rows:,} rows of {_relations(profile)} with {_columns(profile)}; "
+              f"own 95th percentile {own:,.0f} such rows a day; peers' {peer:,.0f}")
+    severity = "critical" if rows >= settings.bulk_read_critical_rows else "high"
+    return RuleHit(BULK_READ, severity, [Reason("statement_sensitive_rows", rows, own, detail)])
+
+
+def _export_hit(event: AccessEvent, profile: AccessProfile) -> RuleHit:
+    rows = "an unknown number of" if event.rows is None else f"{event.rows:,}"
+    how = f" with {event.application}" if event.application else ""
+    detail = f"exported {rows} rows of {_relations(profile)} ({_columns(profile)}){how}"
+    return RuleHit(SENSITIVE_EXPORT, "high", [Reason("sensitive_export", 1, 0, detail)])
+
+
+def _relations(profile: AccessProfile) -> str:
+    return ", ".join(profile.sensitive_relations)
+
+
+def _columns(profile: AccessProfile) -> str:
+    columns = [c.rsplit(".", 1)[1] for c in profile.sensitive_columns]
+    return ", ".join(dict.fromkeys(columns))

@@ -1,0 +1,315 @@
+"""Per-employee behaviour state, updated incrementally on every event.
+
+`EmployeeState` keeps counters for three horizons: the sliding last hour (12
+five-minute buckets), the current local day, and the last 7 days (past active
+days plus today). Past active days form the person's history, from which their
+own `Baseline` is recomputed once a day, at day rollover, never per event.
+
+At the end of each 5-minute tick in which the person was active, the state
+yields a `Snapshot` for batch scoring; ticks are defined by event time so the
+same events always yield the same snapshots, whatever the batch boundaries.
+
+The state never holds statement text or literals, except the last numeric key
+looked up (for sequential-enumeration detection), which stays in memory and in
+the private state checkpoint, never in alerts, logs or metrics.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from detector import counters as C
+from detector.access import AccessProfile
+from detector.baseline import MIN_OWN_DAYS, Baseline, baseline_from_days
+from detector.calendar import LocalTime
+from detector.events import AccessEvent
+from detector.sql import literal_as_int
+
+TICK_MS = 5 * 60 * 1000
+HOUR_TICKS = 12
+HISTORY_DAYS = 35
+MAX_SEEN = 512
+MAX_FINGERPRINTS = 64
+RARE_HOUR_SHARE = 0.01
+RARE_HOUR_MIN_HISTORY = 200
+SEQUENTIAL_GAP = 5
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A person's counters at the end of a tick: one row for the model."""
+
+    key: str
+    tick_end_ms: int
+    day: int
+    day_counts: list[float]
+    hour_counts: list[float]
+    week_prior: list[float]
+    own: Baseline | None
+    last_ts_ms: int
+
+
+class EmployeeState:
+    __slots__ = (
+        "key", "employee_id", "day", "day_counts", "day_hour_max", "tick", "buckets", "hour_counts",
+        "history", "baseline", "week_prior", "seen_sources", "seen_relations", "seen_columns",
+        "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns",
+        "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms",
+    )
+
+    def __init__(self, key: str, employee_id: str) -> None:
+        self.key = key
+        self.employee_id = employee_id
+        self.day = -1
+        self.day_counts = C.zeros()
+        self.day_hour_max = C.zeros()
+        self.tick = -1
+        self.buckets: deque[tuple[int, list[float]]] = deque()
+        self.hour_counts = C.zeros()
+        self.history: list[tuple[int, list[float], list[float]]] = []
+        self.baseline: Baseline | None = None
+        self.week_prior = C.zeros()
+        self.seen_sources: set[str] = set()
+        self.seen_relations: set[str] = set()
+        self.seen_columns: set[str] = set()
+        self.hour_histogram = [0] * 24
+        self.day_hours = [0] * 24
+        self.day_new_sources: set[str] = set()
+        self.day_relations: dict[str, float] = {}
+        self.day_columns: set[str] = set()
+        self.day_fingerprints: dict[str, list[float]] = {}
+        self.day_accounts: set[str] = set()
+        self.last_lookup: tuple[str, int] | None = None
+        self.dirty = False
+        self.last_ts_ms = 0
+
+    # -- time ---------------------------------------------------------------
+
+    def advance(self, ts_ms: int, local: LocalTime) -> Snapshot | None:
+        """Move to the tick and day of `ts_ms`; return the closed tick's snapshot if it saw activity."""
+        tick = ts_ms // TICK_MS
+        snapshot = None
+        if tick > self.tick:
+            snapshot = self.close_tick()
+            self._evict_hour(tick)
+            self.tick = tick
+        if local.day > self.day:
+            self._rollover(local.day)
+        return snapshot
+
+    def close_tick(self) -> Snapshot | None:
+        if not self.dirty:
+            return None
+        self.dirty = False
+        hour, peak = self.hour_counts, self.day_hour_max
+        for i in range(C.N_COUNTERS):
+            if hour[i] > peak[i]:
+                peak[i] = hour[i]
+        return Snapshot(self.key, (self.tick + 1) * TICK_MS, self.day, self.day_counts.copy(),
+                        hour.copy(), self.week_prior, self.baseline, self.last_ts_ms)
+
+    def _evict_hour(self, tick: int) -> None:
+        buckets, hour = self.buckets, self.hour_counts
+        while buckets and buckets[0][0] <= tick - HOUR_TICKS:
+            _, old = buckets.popleft()
+            for i, value in enumerate(old):
+                if value:
+                    hour[i] -= value
+        buckets.append((tick, C.zeros()))
+
+    def _rollover(self, day: int) -> None:
+        if self.day_counts[C.STATEMENTS] > 0:
+            self.history.append((self.day, self.day_counts, self.day_hour_max))
+            for h, n in enumerate(self.day_hours):
+                self.hour_histogram[h] += n
+        self.history = [entry for entry in self.history if entry[0] > day - HISTORY_DAYS]
+        self.day = day
+        self.day_counts, self.day_hour_max = C.zeros(), C.zeros()
+        self.day_hours = [0] * 24
+        self.day_new_sources, self.day_columns = set(), set()
+        self.day_relations, self.day_fingerprints, self.day_accounts = {}, {}, set()
+        self._refresh_baseline()
+
+    def _refresh_baseline(self) -> None:
+        recent = [entry for entry in self.history if entry[0] > self.day - 7]
+        self.week_prior = np.sum([e[1] for e in recent], axis=0).tolist() if recent else C.zeros()
+        if len(self.history) < MIN_OWN_DAYS:
+            self.baseline = None
+            return
+        days = [entry[0] for entry in self.history]
+        self.baseline = baseline_from_days(days, np.array([e[1] for e in self.history]),
+                                           np.array([e[2] for e in self.history]))
+
+    @property
+    def has_history(self) -> bool:
+        return self.baseline is not None
+
+    # -- events -------------------------------------------------------------
+
+    def observe(self, event: AccessEvent, local: LocalTime, profile: AccessProfile, literals: tuple[str, ...]) -> None:
+        """Count one event into the hour, the day and the person's seen sets."""
+        deltas: list[tuple[int, float]] = [(C.STATEMENTS, 1.0)]
+        self.dirty = True
+        self.last_ts_ms = event.ts_ms
+        self.day_accounts.add(event.db_user)
+        self.day_hours[local.hour] += 1
+        if event.action == "LOGIN_FAILED":
+            deltas.append((C.FAILED_LOGINS, 1.0))
+        elif not event.success:
+            deltas.append((C.FAILED, 1.0))
+        if event.rows is not None:
+            deltas.append((C.ROWS, float(event.rows)))
+        if not local.working:
+            deltas.append((C.OFF_HOURS, 1.0))
+        if self._is_rare_hour(local.hour):
+            deltas.append((C.RARE_HOUR, 1.0))
+        new_source = self._note_sources(event, deltas)
+        self._note_relations(profile, deltas)
+        if profile.reads_personal_data and event.success:
+            self._count_personal_read(event, local, profile, literals, new_source, deltas)
+        self._apply(deltas)
+
+    def _count_personal_read(self, event: AccessEvent, local: LocalTime, profile: AccessProfile,
+                             literals: tuple[str, ...], new_source: bool, deltas: list[tuple[int, float]]) -> None:
+        deltas.append((C.SENSITIVE_STATEMENTS, 1.0))
+        rows = None if profile.aggregate else event.rows
+        if rows is None and not profile.aggregate:
+            deltas.append((C.UNKNOWN_ROWS, 1.0))
+        elif rows:
+            value = float(rows)
+            deltas.append((C.SENSITIVE_ROWS, value))
+            deltas.extend((i, value) for i in profile.category_counters)
+            if not local.working:
+                deltas.append((C.OFF_HOURS_ROWS, value))
+            if new_source:
+                deltas.append((C.NEW_SOURCE_ROWS, value))
+        if profile.is_export:
+            deltas.append((C.SENSITIVE_EXPORTS, 1.0))
+        if profile.unbounded:
+            deltas.append((C.UNBOUNDED, 1.0))
+        if profile.point_lookup:
+            deltas.append((C.POINT_LOOKUPS, 1.0))
+            self._note_key(profile, literals, deltas)
+        offset = literal_as_int(literals, profile.offset_literal_index)
+        if offset:
+            deltas.append((C.OFFSET_PAGES, 1.0))
+        self._note_evidence(profile, rows)
+
+    def _note_key(self, profile: AccessProfile, literals: tuple[str, ...], deltas: list[tuple[int, float]]) -> None:
+        key = literal_as_int(literals, profile.key_literal_index)
+        if key is None:
+            return
+        last = self.last_lookup
+        if last is not None and last[0] == profile.fingerprint_id and 0 < abs(key - last[1]) <= SEQUENTIAL_GAP:
+            deltas.append((C.SEQUENTIAL_LOOKUPS, 1.0))
+        self.last_lookup = (profile.fingerprint_id or "", key)
+
+    def _note_sources(self, event: AccessEvent, deltas: list[tuple[int, float]]) -> bool:
+        """Count never-seen client addresses and applications; True if this event uses one."""
+        is_new = False
+        for source in (event.client_addr, event.application):
+            if source is None:
+                continue
+            if source in self.day_new_sources:
+                is_new = True
+            elif source not in self.seen_sources:
+                if self.has_history:
+                    self.day_new_sources.add(source)
+                    deltas.append((C.NEW_SOURCES, 1.0))
+                    is_new = True
+                _bounded_add(self.seen_sources, source)
+        return is_new
+
+    def _note_relations(self, profile: AccessProfile, deltas: list[tuple[int, float]]) -> None:
+        for relation in profile.relations:
+            if relation not in self.seen_relations:
+                if self.has_history:
+                    deltas.append((C.NEW_RELATIONS, 1.0))
+                _bounded_add(self.seen_relations, relation)
+        if not profile.reads_personal_data:
+            return
+        for relation in profile.sensitive_relations:
+            if relation not in self.day_relations:
+                self.day_relations[relation] = 0.0
+                deltas.append((C.DISTINCT_RELATIONS, 1.0))
+        for column in profile.sensitive_columns:
+            if column not in self.day_columns:
+                self.day_columns.add(column)
+                deltas.append((C.DISTINCT_COLUMNS, 1.0))
+            if column not in self.seen_columns:
+                if self.has_history:
+                    deltas.append((C.NEW_COLUMNS, 1.0))
+                _bounded_add(self.seen_columns, column)
+
+    def _note_evidence(self, profile: AccessProfile, rows: int | None) -> None:
+        value = float(rows or 0)
+        for relation in profile.sensitive_relations:
+            self.day_relations[relation] = self.day_relations.get(relation, 0.0) + value
+        fp = profile.fingerprint_id
+        if fp is None:
+            return
+        entry = self.day_fingerprints.get(fp)
+        if entry is None:
+            if len(self.day_fingerprints) >= MAX_FINGERPRINTS:
+                return
+            entry = self.day_fingerprints[fp] = [0.0, 0.0]
+        entry[0] += 1
+        entry[1] += value
+
+    def _apply(self, deltas: list[tuple[int, float]]) -> None:
+        day, hour, bucket = self.day_counts, self.hour_counts, self.buckets[-1][1]
+        for i, value in deltas:
+            day[i] += value
+            hour[i] += value
+            bucket[i] += value
+
+    def _is_rare_hour(self, hour: int) -> bool:
+        histogram = self.hour_histogram
+        total = sum(histogram) if self.baseline is not None else 0
+        return total >= RARE_HOUR_MIN_HISTORY and histogram[hour] < RARE_HOUR_SHARE * total
+
+    # -- persistence --------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {name: _plain(getattr(self, name)) for name in self.__slots__ if name != "baseline"}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EmployeeState":
+        state = cls(data["key"], data["employee_id"])
+        for name in cls.__slots__:
+            if name in data and name != "baseline":
+                setattr(state, name, _restore(name, data[name]))
+        if state.day >= 0:
+            state._refresh_baseline()
+        return state
+
+
+_SETS = {"seen_sources", "seen_relations", "seen_columns", "day_new_sources", "day_columns", "day_accounts"}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, set):
+        return sorted(value)
+    if isinstance(value, deque):
+        return [list(item) for item in value]
+    return value
+
+
+def _restore(name: str, value: object) -> object:
+    if name in _SETS:
+        return set(value)
+    if name == "buckets":
+        return deque((int(t), list(c)) for t, c in value)
+    if name == "history":
+        return [(int(d), list(c), list(h)) for d, c, h in value]
+    if name == "last_lookup":
+        return tuple(value) if value else None
+    return value
+
+
+def _bounded_add(seen: set[str], item: str) -> None:
+    if len(seen) < MAX_SEEN:
+        seen.add(item)

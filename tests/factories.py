@@ -1,0 +1,57 @@
+"""Small, readable builders of reference data and events for unit tests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from detector.calendar import WorkCalendar
+from detector.catalog import Catalog
+from detector.directory import Directory
+from detector.events import AccessEvent, event_from_mapping
+from detector.pipeline import ReferenceData
+
+SHANGHAI = timezone(timedelta(hours=8))
+DIRECTORY_CSV = """employee_id,department,role,db_accounts,notice_date,start_date
+E001,cs-sh,customer_service,zhang_wei,,2024-01-01
+E002,cs-sh,customer_service,li_na,,2024-01-01
+E003,cs-sh,customer_service,wang_fang,2026-09-20,2024-01-01
+E004,bi,analyst,chen_jie;chen_jie_rpt,,2024-01-01
+S001,it-platform,service_account,svc_billing,,
+"""
+CATALOG = {"objects": {"crm.public.customers": {"name": "name", "phone": "phone", "id_card_no": "national_id",
+                                                 "address": "address", "bank_card": "financial"}}}
+
+
+def reference_data() -> ReferenceData:
+    calendar = WorkCalendar("Asia/Shanghai", holidays=set(), workdays=set())
+    return ReferenceData(Directory.parse(DIRECTORY_CSV), Catalog.from_mapping(CATALOG), calendar)
+
+
+def at(day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    """A local Shanghai time in September 2026 (1 Sep 2026 is a Tuesday)."""
+    return datetime(2026, 9, day, hour, minute, second, tzinfo=SHANGHAI)
+
+
+def event(when: datetime, db_user: str = "zhang_wei", statement: str | None = None, rows: int | None = 1,
+          action: str = "SELECT", **fields) -> AccessEvent:
+    record = {"ts": when.isoformat(), "db_user": db_user, "action": action, "database": "crm",
+              "client_addr": "10.0.0.5", "application": "crm-web", **fields}
+    if statement is not None:
+        record["statement"] = statement
+    if rows is not None:
+        record["rows"] = rows
+    return event_from_mapping(record)
+
+
+def lookup(when: datetime, customer_id: int, db_user: str = "zhang_wei", **fields) -> AccessEvent:
+    return event(when, db_user, f"SELECT name, phone FROM customers WHERE id = {customer_id}", rows=1, **fields)
+
+
+def normal_day(day: int, db_user: str = "zhang_wei", lookups: int = 40, start_id: int = 1000) -> list[AccessEvent]:
+    """A working day of scattered single-customer lookups between 09:00 and 17:00."""
+    events = []
+    for i in range(lookups):
+        minute = (i * 480) // lookups
+        customer = start_id + (i * 7919) % 5000   # scattered ids, never sequential
+        events.append(lookup(at(day, 9 + minute // 60, minute % 60), customer, db_user))
+    return events
