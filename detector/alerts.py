@@ -37,6 +37,7 @@ class Reason:
 
 @dataclass(slots=True)
 class Trigger:
+    key: str                 # the state key of the person (employee id, or account:<db_user>)
     employee_id: str
     db_accounts: list[str]
     detector: str
@@ -71,11 +72,13 @@ class AlertBook:
     def __init__(self, model_version: str, incident_gap_ms: int = 12 * 3600 * 1000) -> None:
         self.model_version = model_version
         self.incident_gap_ms = incident_gap_ms
-        self.open: dict[str, Incident] = {}
+        self.open: dict[str, Incident] = {}      # by state key
+        self.changed: set[str] = set()           # keys whose incident opened, changed or closed
 
     def submit(self, trigger: Trigger) -> dict | None:
         """Fold a trigger into its incident; return the alert to emit, or None when nothing new."""
-        incident = self.open.get(trigger.employee_id)
+        incident = self.open.get(trigger.key)
+        self.changed.add(trigger.key)
         if incident is None or trigger.ts_ms - incident.last_ms > self.incident_gap_ms:
             return self._open(trigger)
         incident.last_ms = max(incident.last_ms, trigger.ts_ms)
@@ -88,7 +91,7 @@ class AlertBook:
     def _open(self, trigger: Trigger) -> dict:
         alert_id = str(uuid.uuid5(_NAMESPACE, f"{trigger.employee_id}|{trigger.ts_ms}|{trigger.detector}"))
         alert = _alert_dict(alert_id, trigger, self.model_version)
-        self.open[trigger.employee_id] = Incident(alert_id, trigger.ts_ms, trigger.ts_ms, trigger.severity,
+        self.open[trigger.key] = Incident(alert_id, trigger.ts_ms, trigger.ts_ms, trigger.severity,
                                                   [trigger.detector], alert)
         return alert
 
@@ -115,6 +118,7 @@ class AlertBook:
         stale = [k for k, i in self.open.items() if now_ms - i.last_ms > self.incident_gap_ms]
         for key in stale:
             del self.open[key]
+            self.changed.add(key)
 
 
 def _alert_dict(alert_id: str, trigger: Trigger, model_version: str) -> dict:

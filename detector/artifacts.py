@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 import sklearn
 import skops.io as sio
+from sklearn.ensemble import IsolationForest
 
 from detector.features import FEATURES, FEATURE_NAMES, PeerBaselines
 from detector.inputs import InputError
@@ -56,6 +57,8 @@ def save_bundle(out_dir: Path, anomaly: AnomalyModel, peers: PeerBaselines, stat
         "trained_at": trained_at.isoformat(timespec="seconds"),
         "threshold": anomaly.threshold,
         "zero_score": anomaly.zero_score,
+        "envelope": [float(v) for v in anomaly.envelope],
+        "extrapolation_weight": anomaly.extrapolation_weight,
         "features": [{"name": f.name, "meaning": f.meaning} for f in FEATURES],
         "training": summary,
         "settings": settings,
@@ -88,7 +91,8 @@ def load_bundle(model_dir: Path | str) -> ModelBundle:
     if [f["name"] for f in card["features"]] != list(FEATURE_NAMES):
         raise InputError(f"model {path}: its features differ from this detector's; retrain with this version")
     forest = _load_forest(path / "forest.skops")
-    anomaly = AnomalyModel(forest, float(card["threshold"]), float(card["zero_score"]))
+    anomaly = AnomalyModel(forest, float(card["threshold"]), float(card["zero_score"]),
+                           np.asarray(card["envelope"], dtype=float), float(card["extrapolation_weight"]))
     peers = PeerBaselines.from_dict(_read_json(path / "peers.json"))
     states = {}
     for line in (path / "states.jsonl").read_bytes().splitlines():
@@ -98,13 +102,16 @@ def load_bundle(model_dir: Path | str) -> ModelBundle:
     return ModelBundle(Scoring(peers, anomaly, card["model_version"]), states, card, path)
 
 
-def _load_forest(path: Path):
+def _load_forest(path: Path) -> IsolationForest:
     data = path.read_bytes()
     untrusted = set(sio.get_untrusted_types(data=data))
     unexpected = untrusted - TRUSTED_TYPES
     if unexpected:
         raise InputError(f"model {path}: contains types outside the allow-list ({', '.join(sorted(unexpected))}); refusing to load")
-    return sio.loads(data, trusted=sorted(untrusted))
+    forest = sio.loads(data, trusted=sorted(untrusted))
+    if not isinstance(forest, IsolationForest):
+        raise InputError(f"model {path}: holds a {type(forest).__name__}, not an isolation forest; refusing to load")
+    return forest
 
 
 def _read_json(path: Path) -> dict:

@@ -9,7 +9,7 @@ the model directory, never by cross-partition calls).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,17 +22,29 @@ MIN_OWN_DAYS = 5
 class Baseline:
     day_p50: list[float]
     day_p95: list[float]
+    hour_p50: list[float]
     hour_p95: list[float]
+    week_p50: list[float]
     week_p95: list[float]
     days: int
+    _matrix: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The six levels as one (6, counters) array, in `_LEVELS` order (built once)."""
+        if self._matrix is None:
+            self._matrix = np.log1p(np.array([getattr(self, k) for k in _LEVELS]))
+        return self._matrix
 
     def to_dict(self) -> dict:
-        return {"day_p50": self.day_p50, "day_p95": self.day_p95, "hour_p95": self.hour_p95,
-                "week_p95": self.week_p95, "days": self.days}
+        return {k: getattr(self, k) for k in _LEVELS} | {"days": self.days}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Baseline":
-        return cls(*(list(map(float, data[k])) for k in ("day_p50", "day_p95", "hour_p95", "week_p95")), int(data["days"]))
+        return cls(*(list(map(float, data[k])) for k in _LEVELS), int(data["days"]))
+
+
+_LEVELS = ("day_p50", "day_p95", "hour_p50", "hour_p95", "week_p50", "week_p95")
 
 
 def baseline_from_days(days: list[int], day_counts: np.ndarray, hour_maxima: np.ndarray) -> Baseline:
@@ -42,13 +54,7 @@ def baseline_from_days(days: list[int], day_counts: np.ndarray, hour_maxima: np.
     7-day sums are only meaningful for one person and are computed by the caller
     for groups via `weekly_sums`)."""
     week = weekly_sums(days, day_counts)
-    return Baseline(
-        day_p50=_percentile(day_counts, 50),
-        day_p95=_percentile(day_counts, 95),
-        hour_p95=_percentile(hour_maxima, 95),
-        week_p95=_percentile(week, 95),
-        days=len(days),
-    )
+    return _levels(day_counts, hour_maxima, week, len(days))
 
 
 def weekly_sums(days: list[int], day_counts: np.ndarray) -> np.ndarray:
@@ -67,8 +73,12 @@ def group_baseline(per_person: list[tuple[list[int], np.ndarray, np.ndarray]]) -
     counts = np.vstack([c for _, c, _ in per_person])
     hours = np.vstack([h for _, _, h in per_person])
     weeks = np.vstack([weekly_sums(d, c) for d, c, _ in per_person])
-    return Baseline(_percentile(counts, 50), _percentile(counts, 95), _percentile(hours, 95),
-                    _percentile(weeks, 95), len(counts))
+    return _levels(counts, hours, weeks, len(counts))
+
+
+def _levels(days: np.ndarray, hours: np.ndarray, weeks: np.ndarray, n: int) -> Baseline:
+    return Baseline(_percentile(days, 50), _percentile(days, 95), _percentile(hours, 50), _percentile(hours, 95),
+                    _percentile(weeks, 50), _percentile(weeks, 95), n)
 
 
 def _percentile(matrix: np.ndarray, q: float) -> list[float]:

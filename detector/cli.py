@@ -101,7 +101,8 @@ def _train(args: argparse.Namespace) -> int:
     dead_letter.close()
     settings = {"alert_budget_per_1000_days": forest.alert_budget_per_1000_days, "n_estimators": forest.n_estimators,
                 "max_samples": forest.max_samples, "random_state": forest.random_state,
-                "budget_safety": forest.budget_safety}
+                "budget_safety": forest.budget_safety, "envelope_quantile": forest.envelope_quantile,
+                "extrapolation_weight": forest.extrapolation_weight}
     bundle = save_bundle(args.out, result.anomaly, result.scoring.peers, result.states, result.summary, settings)
     s = result.summary
     print(f"trained {bundle.scoring.version} on {s['events']:,} events, {s['employee_days']:,} employee-days "
@@ -127,7 +128,7 @@ def _replay(args: argparse.Namespace) -> int:
     refs = _load_refs(args)
     bundle = load_bundle(args.model)
     pipeline = DetectionPipeline(refs, bundle.scoring)
-    pipeline.states.update(bundle.states)
+    pipeline.restore(bundle.states)
     dead_letter = _dead_letter(args)
     args.alerts_out.unlink(missing_ok=True)
     writer = JsonlWriter(args.alerts_out)
@@ -187,6 +188,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- run --------------------------------------------------------------------
+
+def _setup_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, required=True, help="TOML configuration (see deploy/detector.toml)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from streams.config import ConfigError, load_config
+    from streams.service import DetectorService
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    configure_logging(config.service.log_level)
+    service = DetectorService(config)
+    service.install_signal_handlers()
+    return service.run()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    import logging
+
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
 # -- shared -----------------------------------------------------------------
 
 def _load_refs(args: argparse.Namespace):
@@ -233,6 +261,7 @@ _COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "train": (_setup_train, _train, "fit baselines and the isolation forest on a baseline period"),
     "replay": (_setup_replay, _replay, "score a JSONL file of events and write alerts"),
     "evaluate": (_setup_evaluate, _evaluate, "compare alerts with labelled incidents, beside two baselines"),
+    "run": (_setup_run, _run, "run the service: Kafka events in, alerts out, metrics served"),
 }
 
 

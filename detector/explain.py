@@ -1,8 +1,9 @@
 """Reasons and evidence a security analyst can act on.
 
-Reasons compare a value with a baseline in words ("read 48,210 personal-data
-rows today; own daily 95th percentile 35; peers' 120"). Evidence lists
-relations, categories and statement fingerprints; it never carries a literal.
+Reasons compare a value with a baseline in words ("personal-data rows read
+today: 48,210; own usual 35 (95th percentile 120); peers' 95th percentile 300").
+Evidence lists relations, categories and statement fingerprints; it never
+carries a literal.
 """
 
 from __future__ import annotations
@@ -11,48 +12,45 @@ import numpy as np
 
 from detector import counters as C
 from detector.alerts import Reason
-from detector.features import FEATURES, References
+from detector.features import FEATURES, References, top_cells
 from detector.state import EmployeeState, Snapshot
 
 MAX_FINGERPRINT_CHARS = 400
 MAX_EVIDENCE_ITEMS = 5
+_WHEN = {"hour": "in the last hour", "day": "today", "week": "in the last 7 days"}
+_PER = {"hour": "busiest hour", "day": "day", "week": "7 days"}
 
 
-def model_reasons(row: np.ndarray, snapshot: Snapshot, refs: References, top: int = 3) -> list[Reason]:
+def model_reasons(row: np.ndarray, cells: np.ndarray, snapshot: Snapshot, refs: References, top: int = 3) -> list[Reason]:
     """The features that pushed this row furthest over its references, as sentences."""
-    order = np.argsort(-row)[:top]
     reasons = []
-    for index in order:
+    for index in np.argsort(-row)[:top]:
         if row[index] <= 0:
             break
-        spec = FEATURES[index]
-        counter = C.INDEX[spec.counter]
-        value, own, peer = _values(spec.horizon, counter, snapshot, refs)
-        baseline = own if spec.reference == "own" else peer
-        reasons.append(Reason(spec.name, value, baseline, _sentence(spec.horizon, spec.counter, value, own, peer, refs)))
+        counter, horizon, reference = top_cells(cells, int(index))
+        i = C.INDEX[counter]
+        value = _value(horizon, i, snapshot)
+        own_mid, own_high = _level(refs.own, horizon, i)
+        peer_mid, peer_high = _level(refs.peers, horizon, i)
+        baseline = own_high if reference == "own" else peer_high
+        text = (f"{C.COUNTER_MEANINGS[counter]} {_WHEN[horizon]}: {value:,.0f}; own usual {own_mid:,.0f} "
+                f"(95th percentile {own_high:,.0f}) per {_PER[horizon]}; peers' 95th percentile {peer_high:,.0f}")
+        if refs.departing:
+            text += "; employee is under notice"
+        reasons.append(Reason(f"{FEATURES[index].name}:{counter}:{horizon}", value, baseline, text))
     return reasons
 
 
-def _values(horizon: str, counter: int, snapshot: Snapshot, refs: References) -> tuple[float, float, float]:
+def _value(horizon: str, counter: int, snapshot: Snapshot) -> float:
     if horizon == "hour":
-        return snapshot.hour_counts[counter], refs.own.hour_p95[counter], refs.peers.hour_p95[counter]
+        return snapshot.hour_counts[counter]
     if horizon == "week":
-        value = snapshot.week_prior[counter] + snapshot.day_counts[counter]
-        return value, refs.own.week_p95[counter], refs.peers.week_p95[counter]
-    return snapshot.day_counts[counter], refs.own.day_p95[counter], refs.peers.day_p95[counter]
+        return snapshot.week_prior[counter] + snapshot.day_counts[counter]
+    return snapshot.day_counts[counter]
 
 
-_HORIZON_WORDS = {"hour": ("in the last hour", "busiest hour"), "day": ("today", "day"),
-                  "week": ("in the last 7 days", "7 days")}
-
-
-def _sentence(horizon: str, counter: str, value: float, own: float, peer: float, refs: References) -> str:
-    when, per = _HORIZON_WORDS[horizon]
-    meaning = C.COUNTER_MEANINGS[counter]
-    text = f"{meaning} {when}: {value:,.0f}; own 95th percentile {own:,.0f} per {per}; peers' {peer:,.0f}"
-    if refs.departing:
-        text += "; employee is under notice"
-    return text
+def _level(baseline, horizon: str, counter: int) -> tuple[float, float]:
+    return getattr(baseline, f"{horizon}_p50")[counter], getattr(baseline, f"{horizon}_p95")[counter]
 
 
 def evidence(state: EmployeeState, fingerprints: dict[str, str], extra: dict | None = None) -> dict:

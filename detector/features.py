@@ -1,11 +1,19 @@
 """Snapshots to feature vectors: each count judged against own history and peers.
 
-Every feature is a one-sided log ratio, `max(0, log1p(value) - log1p(reference))`:
-zero while a person stays within their usual range, growing with how far they
-exceed it. Being quieter than usual is never suspicious, so it never scores.
-A person without enough history is judged against their peer group (role in
-department); service accounts and unresolved accounts only against themselves.
-Everything here is vectorised over a batch of snapshots.
+A count is scored as a one-sided, standardised log excess over its reference:
+
+    z = max(0, (log1p(value) - log1p(median)) / max(log1p(p95) - log1p(median), log 2))
+
+i.e. how many "usual spreads" above the median it is. Being quieter than usual
+never scores. z is computed for every counter at three horizons (last hour,
+today, last 7 days) against the person's own history and against their peer
+group (role in department); a person without enough history is judged against
+their peers, service accounts and unresolved accounts only against themselves.
+
+The model sees a compact set of behaviour features, each the largest z of a few
+related (counter, horizon, reference) cells: an isolation forest isolates an
+anomaly faster when the evidence is concentrated in few dimensions. Everything
+here is vectorised over a batch of snapshots.
 """
 
 from __future__ import annotations
@@ -20,41 +28,75 @@ from detector.baseline import Baseline
 from detector.directory import SERVICE_ROLE, Employee
 from detector.state import Snapshot
 
-HOUR_COUNTERS = ("sensitive_rows", "sensitive_statements", "sensitive_point_lookups", "sequential_key_lookups",
-                 "offset_pages", "sensitive_exports", "new_source_sensitive_rows")
-WEEK_COUNTERS = ("sensitive_rows", "sensitive_statements", "sequential_key_lookups", "offset_pages",
-                 "national_id_rows", "financial_rows", "distinct_sensitive_columns")
-_HOUR_IDX = np.array([C.INDEX[n] for n in HOUR_COUNTERS])
-_WEEK_IDX = np.array([C.INDEX[n] for n in WEEK_COUNTERS])
+MIN_SPREAD = float(np.log(2.0))
+HORIZONS = ("hour", "day", "week")
+REFERENCES = ("own", "peers")
+CATEGORY_COUNTERS = tuple(f"{c}_rows" for c in ("national_id", "phone", "address", "financial", "name"))
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureSpec:
     name: str
-    counter: str
-    horizon: str      # hour, day, week
-    reference: str    # own, peers
+    cells: tuple[tuple[str, str, str], ...]    # (counter, horizon, reference) whose largest z is the feature
     meaning: str
 
 
-def _specs() -> tuple[FeatureSpec, ...]:
-    specs = [FeatureSpec(f"day_vs_own:{n}", n, "day", "own", f"today's {m} vs own daily 95th percentile")
-             for n, m in C.COUNTER_MEANINGS.items()]
-    specs += [FeatureSpec(f"day_vs_peers:{n}", n, "day", "peers", f"today's {m} vs peers' daily 95th percentile")
-              for n, m in C.COUNTER_MEANINGS.items()]
-    specs += [FeatureSpec(f"hour_vs_own:{n}", n, "hour", "own", f"last hour's {C.COUNTER_MEANINGS[n]} vs own busiest-hour 95th percentile")
-              for n in HOUR_COUNTERS]
-    specs += [FeatureSpec(f"week_vs_own:{n}", n, "week", "own", f"last 7 days' {C.COUNTER_MEANINGS[n]} vs own 7-day 95th percentile")
-              for n in WEEK_COUNTERS]
-    specs.append(FeatureSpec("departing:sensitive_rows", "sensitive_rows", "day", "own",
-                             "excess of today's personal-data rows over own normal while under notice"))
-    return tuple(specs)
+def _cells(counters: tuple[str, ...] | str, horizons: tuple[str, ...] | str, references: tuple[str, ...] | str):
+    as_tuple = (lambda x: (x,) if isinstance(x, str) else x)
+    return tuple((c, h, r) for c in as_tuple(counters) for h in as_tuple(horizons) for r in as_tuple(references))
 
 
-FEATURES: tuple[FeatureSpec, ...] = _specs()
+FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("sensitive_rows_vs_own", _cells("sensitive_rows", ("hour", "day"), "own"),
+                "personal-data rows in the last hour or today, against own history"),
+    FeatureSpec("sensitive_rows_vs_peers", _cells("sensitive_rows", ("hour", "day"), "peers"),
+                "personal-data rows in the last hour or today, against the peer group"),
+    FeatureSpec("sensitive_rows_week", _cells(("sensitive_rows", "sensitive_statements"), "week", "own"),
+                "personal-data rows and statements over the last 7 days, against own 7-day history (slow theft)"),
+    FeatureSpec("category_rows_vs_own", _cells(CATEGORY_COUNTERS, ("day", "week"), "own"),
+                "rows of one category (national ID, phone, address, financial, name), against own history"),
+    FeatureSpec("category_rows_vs_peers", _cells(CATEGORY_COUNTERS, "day", "peers"),
+                "rows of one category today, against the peer group"),
+    FeatureSpec("sensitive_statements", _cells("sensitive_statements", ("hour", "day"), REFERENCES),
+                "statements reading personal data, against own history and peers"),
+    FeatureSpec("point_lookups", _cells("sensitive_point_lookups", ("hour", "day"), "own"),
+                "single-key lookups of personal data, against own history"),
+    FeatureSpec("sequential_lookups", _cells("sequential_key_lookups", HORIZONS, REFERENCES),
+                "lookups walking consecutive keys (enumeration)"),
+    FeatureSpec("offset_paging", _cells("offset_pages", HORIZONS, REFERENCES),
+                "LIMIT/OFFSET pages through personal data"),
+    FeatureSpec("bulk_shapes", _cells(("sensitive_exports", "unbounded_sensitive_reads", "unknown_row_sensitive_reads"),
+                                      "day", REFERENCES),
+                "exports, reads without WHERE or LIMIT, and reads of untold size"),
+    FeatureSpec("off_hours", _cells(("off_hours_sensitive_rows", "off_hours_statements"), "day", REFERENCES),
+                "activity outside the calendar's working hours"),
+    FeatureSpec("rare_hours", _cells("rare_hour_statements", "day", "own"),
+                "statements at hours this person rarely works"),
+    FeatureSpec("new_sources", _cells(("new_source_sensitive_rows", "new_sources"), ("hour", "day"), "own"),
+                "personal data read from a never-seen client address or application"),
+    FeatureSpec("new_columns", _cells(("new_sensitive_columns", "new_relations"), "day", "own"),
+                "personal-data columns and relations never read before"),
+    FeatureSpec("breadth", _cells(("distinct_sensitive_relations", "distinct_sensitive_columns"), "day", REFERENCES),
+                "how many personal-data relations and columns were touched"),
+    FeatureSpec("failures", _cells(("failed_statements", "failed_logins"), "day", REFERENCES),
+                "failed statements and logins"),
+    FeatureSpec("activity", _cells(("statements", "rows"), "day", REFERENCES), "overall statements and rows"),
+    FeatureSpec("departing_excess", _cells("sensitive_rows", "day", "own"),
+                "personal-data rows today over own normal, while under notice (zero otherwise)"),
+)
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
-_DAY_OWN_SENSITIVE_ROWS = C.SENSITIVE_ROWS
+_DEPARTING = FEATURE_NAMES.index("departing_excess")
+
+
+def _cell_index(counter: str, horizon: str, reference: str) -> int:
+    return (REFERENCES.index(reference) * len(HORIZONS) + HORIZONS.index(horizon)) * C.N_COUNTERS + C.INDEX[counter]
+
+
+# rows of Baseline.matrix holding each horizon's median and 95th percentile (hour, day, week)
+_MEDIANS = np.array([2, 0, 4])
+_HIGHS = np.array([3, 1, 5])
+_FEATURE_CELLS = [np.array([_cell_index(*cell) for cell in f.cells]) for f in FEATURES]
 
 
 class PeerBaselines:
@@ -98,17 +140,39 @@ def references_for(own: Baseline | None, employee: Employee | None, peers: PeerB
     return References(own or peer, peer, departing)
 
 
-def feature_matrix(snapshots: list[Snapshot], references: list[References]) -> np.ndarray:
+def horizon_values(snapshots: list[Snapshot]) -> np.ndarray:
+    """log1p of every counter at every horizon: shape (n, 3 horizons, counters)."""
+    day = np.array([s.day_counts for s in snapshots])
+    hour = np.array([s.hour_counts for s in snapshots])
+    week = np.array([s.week_prior for s in snapshots]) + day
+    return np.log1p(np.stack([hour, day, week], axis=1))
+
+
+def excess_cells(snapshots: list[Snapshot], references: list[References]) -> np.ndarray:
+    """Standardised excess z of every (reference, horizon, counter) cell, flattened per row."""
+    values = horizon_values(snapshots)
+    cells = []
+    for side in REFERENCES:
+        levels = np.stack([getattr(r, side).matrix for r in references])   # (n, 6, counters), log1p
+        median, high = levels[:, _MEDIANS], levels[:, _HIGHS]
+        spread = np.maximum(high - median, MIN_SPREAD)
+        cells.append(np.maximum((values - median) / spread, 0.0))
+    return np.stack(cells, axis=1).reshape(len(snapshots), -1)
+
+
+def feature_matrix(snapshots: list[Snapshot], references: list[References], cells: np.ndarray | None = None) -> np.ndarray:
     """One row per snapshot, columns in `FEATURE_NAMES` order."""
-    day = np.log1p(np.array([s.day_counts for s in snapshots]))
-    hour = np.log1p(np.array([s.hour_counts for s in snapshots])[:, _HOUR_IDX])
-    week = np.log1p((np.array([s.week_prior for s in snapshots]) + np.expm1(day))[:, _WEEK_IDX])
-    own_day = np.log1p(np.array([r.own.day_p95 for r in references]))
-    peer_day = np.log1p(np.array([r.peers.day_p95 for r in references]))
-    own_hour = np.log1p(np.array([r.own.hour_p95 for r in references])[:, _HOUR_IDX])
-    own_week = np.log1p(np.array([r.own.week_p95 for r in references])[:, _WEEK_IDX])
-    departing = np.array([r.departing for r in references], dtype=float)
-    day_vs_own = day - own_day
-    columns = [day_vs_own, day - peer_day, hour - own_hour, week - own_week,
-               (departing * day_vs_own[:, _DAY_OWN_SENSITIVE_ROWS])[:, None]]
-    return np.maximum(np.hstack(columns), 0.0)
+    if cells is None:
+        cells = excess_cells(snapshots, references)
+    matrix = np.column_stack([cells[:, idx].max(axis=1) for idx in _FEATURE_CELLS])
+    departing = np.array([r.departing for r in references], dtype=bool)
+    matrix[:, _DEPARTING] = np.where(departing, matrix[:, _DEPARTING], 0.0)
+    return matrix
+
+
+def top_cells(cells_row: np.ndarray, feature_index: int) -> tuple[str, str, str]:
+    """The (counter, horizon, reference) cell that gave a feature its value."""
+    idx = _FEATURE_CELLS[feature_index]
+    return FEATURES[feature_index].cells[int(np.argmax(cells_row[idx]))]
+
+

@@ -22,7 +22,7 @@ from detector.catalog import Catalog
 from detector.directory import Directory, Employee
 from detector.events import AccessEvent
 from detector.explain import evidence, model_reasons
-from detector.features import PeerBaselines, References, feature_matrix, references_for
+from detector.features import PeerBaselines, References, excess_cells, feature_matrix, references_for
 from detector.model import AnomalyModel
 from detector.rules import RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
@@ -72,21 +72,29 @@ class DetectionPipeline:
         self._collect = collect_snapshots
         self._max_pending = max_pending
         self._pending: list[Snapshot] = []
-        self._dirty: dict[str, EmployeeState] = {}
-        self._watermark_tick = -1
+        self.changed: set[str] = set()          # state keys changed since the last `drain_changes`
+        self._dirty: dict[int, dict[str, EmployeeState]] = {}   # per stream (Kafka partition)
+        self._watermark: dict[int, int] = {}                       # per stream: latest tick seen
 
     # -- the hot path -------------------------------------------------------
 
-    def process(self, events: Iterable[AccessEvent]) -> list[dict]:
-        """Apply a batch of events; return the alerts it raised (new incidents and escalations)."""
+    def process(self, events: Iterable[AccessEvent], stream: int = 0) -> list[dict]:
+        """Apply a batch of events from one ordered stream; return the alerts raised.
+
+        Ticks close on each stream's own event time, so one person's snapshots
+        depend only on their stream's order (one Kafka partition), never on how
+        partitions interleave or where batches end."""
         alerts: list[dict] = []
         resolve, local_time, profile_of = self.refs.directory.resolve, self.refs.calendar.local, self.profiler.profile
+        dirty = self._dirty.setdefault(stream, {})
+        watermark = self._watermark.get(stream, -1)
         count = 0
         for event in events:
             count += 1
             tick = event.ts_ms // TICK_MS
-            if tick > self._watermark_tick:
-                self._close_ticks(tick)
+            if tick > watermark:
+                self._close_ticks(dirty)
+                watermark = tick
             employee = resolve(event.employee_id, event.db_user)
             state = self._state_for(employee, event)
             local = local_time(event.ts_ms)
@@ -95,7 +103,8 @@ class DetectionPipeline:
                 self._pending.append(closed)
             profile, literals = profile_of(event)
             state.observe(event, local, profile, literals)
-            self._dirty[state.key] = state
+            state.partition = stream
+            dirty[state.key] = state
             if may_fire(event, profile, self.rules):
                 alert = self._check_rules(event, profile, employee, state)
                 if alert is not None:
@@ -103,13 +112,38 @@ class DetectionPipeline:
             if len(self._pending) >= self._max_pending:
                 alerts.extend(self._score_pending())
         self.stats.events += count
+        self._watermark[stream] = watermark
         alerts.extend(self._score_pending())
         return alerts
 
     def finish(self) -> list[dict]:
         """End of input: close every open tick and score it."""
-        self._close_ticks(self._watermark_tick + 1)
+        for dirty in self._dirty.values():
+            self._close_ticks(dirty)
         return self._score_pending()
+
+    def drain_changes(self) -> tuple[list[EmployeeState], list[tuple[str, object]]]:
+        """States and incidents (None = closed) changed since the last call, for a checkpoint."""
+        keys = set(self.changed)
+        for dirty in self._dirty.values():
+            keys.update(dirty)           # touched in ticks that are still open
+        states = [self.states[k] for k in keys if k in self.states]
+        incidents = [(k, self.alert_book.open.get(k)) for k in self.alert_book.changed]
+        self.changed, self.alert_book.changed = set(), set()
+        return states, incidents
+
+    def restore(self, states: dict[str, EmployeeState], incidents: dict | None = None) -> None:
+        """Adopt saved states (and open incidents); open ticks rejoin their stream's dirty set."""
+        self.states.update(states)
+        for state in states.values():
+            if state.dirty:
+                self._dirty.setdefault(state.partition, {})[state.key] = state
+        self.alert_book.open.update(incidents or {})
+
+    def use_scoring(self, scoring: Scoring) -> None:
+        """Switch to another model; people's histories carry on."""
+        self.scoring = scoring
+        self.alert_book.model_version = scoring.version
 
     def _state_for(self, employee: Employee | None, event: AccessEvent) -> EmployeeState:
         if employee is not None:
@@ -123,13 +157,13 @@ class DetectionPipeline:
             state = self.states[key] = EmployeeState(key, employee.employee_id if employee else key[len(UNRESOLVED_PREFIX):])
         return state
 
-    def _close_ticks(self, tick: int) -> None:
-        for state in self._dirty.values():
+    def _close_ticks(self, dirty: dict[str, EmployeeState]) -> None:
+        self.changed.update(dirty)
+        for state in dirty.values():
             snapshot = state.close_tick()
             if snapshot is not None:
                 self._pending.append(snapshot)
-        self._dirty.clear()
-        self._watermark_tick = tick
+        dirty.clear()
 
     # -- rules --------------------------------------------------------------
 
@@ -141,7 +175,8 @@ class DetectionPipeline:
         extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),
                              "categories": list(profile.categories), "fingerprint_id": profile.fingerprint_id,
                              "application": event.application, "client_addr": event.client_addr}}
-        trigger = Trigger(state.employee_id, sorted(state.day_accounts), hit.detector, event.ts_ms, event.ts_ms,
+        self.changed.add(state.key)
+        trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), hit.detector, event.ts_ms, event.ts_ms,
                           event.ts_ms, 1.0, hit.severity, hit.reasons, evidence(state, self.profiler.fingerprints, extra))
         return self._submit(trigger)
 
@@ -156,7 +191,8 @@ class DetectionPipeline:
         anomaly = self.scoring.anomaly
         if anomaly is None and not self._collect:
             return []
-        matrix = feature_matrix(pending, references)
+        cells = excess_cells(pending, references)
+        matrix = feature_matrix(pending, references, cells)
         if self._collect:
             self.collected_rows.append(matrix.astype(np.float32))
             self.collected_days.extend(f"{s.key}|{s.day}" for s in pending)
@@ -166,7 +202,8 @@ class DetectionPipeline:
         self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
         alerts = []
         for index in np.flatnonzero(scores > anomaly.threshold):
-            alert = self._model_alert(pending[index], references[index], matrix[index], float(scores[index]))
+            alert = self._model_alert(pending[index], references[index], matrix[index], cells[index],
+                                      float(scores[index]))
             if alert is not None:
                 alerts.append(alert)
         return alerts
@@ -176,18 +213,18 @@ class DetectionPipeline:
         employee = self.refs.directory.employees.get(state.employee_id)
         return references_for(snapshot.own, employee, self.scoring.peers, snapshot.day)
 
-    def _model_alert(self, snapshot: Snapshot, refs: References, row: np.ndarray, score: float) -> dict | None:
+    def _model_alert(self, snapshot: Snapshot, refs: References, row: np.ndarray, cells: np.ndarray,
+                     score: float) -> dict | None:
         state = self.states[snapshot.key]
-        reasons = model_reasons(row, snapshot, refs)
+        reasons = model_reasons(row, cells, snapshot, refs)
         threshold = self.scoring.anomaly.threshold
         margin = score - threshold
         severity = "critical" if margin > 0.12 else "high" if margin > 0.06 else "medium" if margin > 0.02 else "low"
-        window_start = snapshot.tick_end_ms - HOUR_MS
-        if reasons and reasons[0].feature.startswith(("day", "departing")):
-            window_start = self.refs.calendar.day_start_ms(snapshot.day)
-        elif reasons and reasons[0].feature.startswith("week"):
-            window_start = self.refs.calendar.day_start_ms(snapshot.day - 6)
-        trigger = Trigger(state.employee_id, sorted(state.day_accounts), "model", snapshot.last_ts_ms,
+        horizon = reasons[0].feature.rsplit(":", 1)[1] if reasons else "day"
+        window_start = {"hour": snapshot.tick_end_ms - HOUR_MS,
+                        "week": self.refs.calendar.day_start_ms(snapshot.day - 6)}.get(
+                            horizon, self.refs.calendar.day_start_ms(snapshot.day))
+        trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), "model", snapshot.last_ts_ms,
                           window_start, snapshot.tick_end_ms, score, severity, reasons,
                           evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}))
         return self._submit(trigger)

@@ -54,6 +54,9 @@ MAX_PARSE_CHARS = 64 * 1024
 """Statements longer than this are fingerprinted but analysed by the regex fallback only,
 and their shapes are not cached (they would make the cache's memory unbounded)."""
 
+MAX_TEXT_CHARS = 4096
+"""Only statements up to this long are remembered by their exact text (see StatementAnalyzer)."""
+
 # Markers in the working text of the fingerprinter (never in its output).
 _LIT = "\x00"  # a literal, later rendered as '?'
 _QID = "\x01"  # a quoted identifier, put back verbatim (its case preserved) at the end
@@ -62,30 +65,69 @@ _QID = "\x01"  # a quoted identifier, put back verbatim (its case preserved) at 
 # Fingerprinting
 # --------------------------------------------------------------------------------------
 
-# One left-to-right scan that finds everything that is not plain SQL structure. Order of the
-# alternatives matters where two could start at the same character ('--' comment vs '-5').
-_SQ_BODY = r"[^'\\]*(?:(?:\\[\s\S]|'')[^'\\]*)*"  # single-quoted body, '' and \' escapes
-_SCAN_RE = re.compile(
-    r"""
-      (?P<comment>
-          --[^\n]*
-        | /\*[\s\S]*?(?:\*/|\Z)
-        | (?<![^\s])\#(?![>\-])[^\n]*          # MySQL '#' comment; not PostgreSQL #> #>> #-
-      )
-    | (?P<string>
-          (?:(?<![\w$])(?:[eEbBxXnN]|[uU]&|_[A-Za-z0-9]+))?   # E'' B'' X'' N'' U&'' _utf8mb4''
-          '""" + _SQ_BODY + r"""(?:'|\\?\Z)                   # unterminated: to the end
-      )
-    | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*)?\$[\s\S]*?(?:\$(?P=tag)\$|\Z))
-    | (?P<dquote>"[^"\\]*(?:(?:\\[\s\S]|"")[^"\\]*)*(?:"|\\?\Z))
-    | (?P<btick>`[^`]*(?:``[^`]*)*(?:`|\Z))
-    | (?P<number>
-          (?<![\w$.])(?:-\s*)?
-          (?:0[xX][0-9A-Fa-f]+|0[bB][01]+|(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
-          (?![\w$])
-      )
-    """,
-    re.VERBOSE,
+# One left-to-right scan for everything that is not plain SQL structure: comments, literals
+# and quoted identifiers. Every alternative starts with the one character that can begin it,
+# so the regex engine (in C) jumps from candidate character to candidate character and, at
+# each, tries only the alternatives for that character (sre skips an alternative whose first
+# character differs without running its look-behinds). Digits inside identifiers (t1,
+# seq_1_to_200) never match. Numbers are the only alternatives without a named group: a match
+# with no group (``m.lastindex is None``) is a number.
+#
+# Whether a backslash escapes a quote depends on the server: MySQL/MariaDB say yes, standard
+# SQL (PostgreSQL's '...') says no, and only E'...' has escapes there. The main scan reads
+# strings the MySQL way; a statement with a backslash before a quote that this reading
+# leaves implausible is scanned again the standard way (see _scan).
+_SQ_BODY = r"[^'\\]*(?:(?:\\[\s\S]|'')[^'\\]*)*"  # single-quoted body: '' and \' escapes
+_SQ_STD_BODY = r"[^']*(?:''[^']*)*"  # standard: only ''; a backslash is an ordinary char
+_DQ_BODY = r'[^"\\]*(?:(?:\\[\s\S]|"")[^"\\]*)*'
+_NUMBER_TAIL = r"(?:[eE][+-]?\d+)?(?![\w$])"
+_NUMBER_START = r"(?<![\w$.][0-9.])"  # checked after its first character: not t1, not a.5
+_DECIMAL_REST = r"[\d_]*(?:\.\d*)?" + _NUMBER_TAIL
+_NUMBERS = "\n      | ".join(
+    [r"0" + _NUMBER_START + r"(?:(?:[xX][0-9A-Fa-f]+|[bB][01]+)(?![\w$])|" + _DECIMAL_REST + ")"]
+    + [digit + _NUMBER_START + _DECIMAL_REST for digit in "123456789"]
+    + [r"\." + _NUMBER_START + r"\d+" + _NUMBER_TAIL]
+)
+
+
+def _scan_pattern(string_body: str, list_string_body: str) -> re.Pattern[str]:
+    list_item = (
+        r"(?:'" + list_string_body + r"'|[-+]?\s*(?:\d[\d_]*(?:\.\d*)?|\.\d+)" + _NUMBER_TAIL + ")"
+    )
+    # The common lists (plain integers, plain strings) first: the general item is slow in sre.
+    simple_list = r"(?:\d++(?:\s*+,\s*+\d++)*+|'[^'\\]*+'(?:\s*+,\s*+'[^'\\]*+')*+)\s*+(?=\))"
+    return re.compile(
+        r"""
+        -(?:(?P<line_comment>-[^\n]*)
+           |(?P<negative>\s*(?:\d[\d_]*(?:\.\d*)?|\.\d+)""" + _NUMBER_TAIL + r"""))
+      | /(?P<block_comment>\*[\s\S]*?(?:\*/|\Z))
+      | \#(?<![^\s]\#)(?P<hash_comment>(?![>\-])[^\n]*)   # MySQL; not PostgreSQL #> #-
+      | '(?P<string>""" + string_body + r"""(?:(?P<string_end>')|\\?\Z))  # or unterminated
+      | \$(?P<dollar>(?P<tag>(?:[A-Za-z_][A-Za-z0-9_]*)?)\$[\s\S]*?(?:\$(?P=tag)\$|\Z))
+        # "t"."c": lower-case and next to a dot, an identifier in every dialect
+      | "(?:(?<=\.")|(?=[a-z_][a-z0-9_$]{0,62}"\.))(?P<dq_plain>[a-z_][a-z0-9_$]{0,62}")
+      | "(?P<dquote>""" + _DQ_BODY + r"""(?:"|\\?\Z))
+      | `(?P<btick>[^`]*(?:``[^`]*)*(?:`|\Z))
+        # IN (1, 2, 3) / IN ('a', 'b'): the whole list is one literal
+      | \((?:(?<=[iI][nN]\()(?<![\w$]\w\w\()|(?<=[iI][nN]\ \()(?<![\w$]\w\w\ \())
+        (?P<in_list>\s*(?:""" + simple_list + r"""
+                         |""" + list_item + r"""(?:\s*,\s*""" + list_item + r""")*\s*(?=\))))
+      | """ + _NUMBERS + r"""
+        """,
+        re.VERBOSE,
+    )
+
+
+_SCAN_RE = _scan_pattern(_SQ_BODY, _SQ_BODY)
+# E'...' keeps its escapes in the standard reading.
+_SCAN_STD_RE = _scan_pattern(
+    r"(?:(?<=[eE]')(?<![\w$][eE]')" + _SQ_BODY + "|" + _SQ_STD_BODY + ")", _SQ_STD_BODY
+)
+# E'..' B'..' X'..' N'..' U&'..' and MySQL charset introducers (_utf8mb4'..') belong to the
+# string that follows them.
+_STRING_PREFIX_RE = re.compile(r"(?<![\w$])(?:[eEbBxXnN]|[uU]&|_[A-Za-z0-9]{1,30})\Z")
+_PREFIX_TAIL_CHARS = frozenset("eEbBxXnN&0123456789") | frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 )
 
 # A double-quoted token is kept as an identifier only if it looks like one (ASCII word, no
@@ -107,72 +149,17 @@ _SIGN_WORDS = frozenset(
 )
 _SIGN_CHARS = frozenset("=<>!|+-*/%^~&(,[:")
 
-# Lists of literals, on the normalised working text (lower-case, ', ' separators).
-_TUPLE = r"\(\x00(?:, \x00)*\)"
+# Lists of literals in the (lower-cased, whitespace-collapsed) working text.
+_SEP = r" ?, ?"
+_ITEMS = r" ?\x00(?:" + _SEP + r"\x00)*" + " ?"
+_TUPLE = r"\(" + _ITEMS + r"\)"
+_TUPLES = _TUPLE + r"(?:" + _SEP + _TUPLE + r")*"
 _LIST_RE = re.compile(
-    r"\bin ?\((?P<in>\x00(?:, \x00)*)\)"
-    r"|\bin ?\((?P<intuples>" + _TUPLE + r"(?:, ?" + _TUPLE + r")*)\)"
-    r"|\b(?P<kw>values?) ?(?P<values>" + _TUPLE + r"(?:, ?" + _TUPLE + r")*)"
-    r"|\barray ?\[(?P<array>\x00(?:, \x00)*)\]"
+    r"\bin ?\((?P<in>" + _ITEMS + r")\)"
+    r"|\bin ?\( ?(?P<intuples>" + _TUPLES + r") ?\)"
+    r"|\b(?P<kw>values?) ?(?P<values>" + _TUPLES + r")"
+    r"|\barray ?\[(?P<array>" + _ITEMS + r")\]"
 )
-
-
-class _Scan:
-    """Callback state for one pass of ``_SCAN_RE.sub`` over a statement."""
-
-    __slots__ = ("source", "literals", "spans", "quoted", "dquote_literal")
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.literals: list[str] = []
-        self.spans: list[tuple[int, int]] = []  # [start, end) of each literal in source
-        self.quoted: list[str] = []
-        self.dquote_literal = False
-
-    def __call__(self, m: re.Match[str]) -> str:
-        kind = m.lastgroup
-        if kind == "comment":
-            return " "
-        if kind == "number":
-            return self._number(m)
-        if kind == "btick":
-            self.quoted.append(m.group())
-            return _QID
-        if kind == "dquote":
-            return self._dquote(m)
-        # string, dollar
-        self.literals.append(m.group())
-        self.spans.append(m.span())
-        return _LIT
-
-    def _number(self, m: re.Match[str]) -> str:
-        text = m.group()
-        start, end = m.span()
-        if text[0] == "-" and not _minus_is_sign(self.source, start):
-            digits_at = len(text) - len(text[1:].lstrip())  # keep '- ' as the operator
-            self.literals.append(text[digits_at:])
-            self.spans.append((start + digits_at, end))
-            return text[:digits_at] + _LIT
-        self.literals.append(text)
-        self.spans.append((start, end))
-        return _LIT
-
-    def _dquote(self, m: re.Match[str]) -> str:
-        text = m.group()
-        source = self.source
-        if (
-            len(text) > 2
-            and text[-1] == '"'
-            and _IDENT_LIKE_RE.fullmatch(text, 1, len(text) - 1)
-            and "`" not in source  # backticks: MySQL, where "..." is a string
-            and not _in_value_position(source, m.start(), m.end())
-        ):
-            self.quoted.append(text)
-            return _QID
-        self.dquote_literal = True
-        self.literals.append(text)
-        self.spans.append(m.span())
-        return _LIT
 
 
 def _previous_char(source: str, pos: int) -> tuple[str, int]:
@@ -218,62 +205,240 @@ def _in_value_position(source: str, start: int, end: int) -> bool:
     return False
 
 
-def _normalise(text: str) -> str:
-    """Collapse whitespace, lower-case, fix spacing around ',' '(' ')', drop trailing ';'."""
-    text = " ".join(text.split()).lower()
-    if "," in text:
-        text = text.replace(" ,", ",").replace(", ", ",").replace(",", ", ")
-    if "(" in text:
-        text = text.replace("( ", "(").replace(" )", ")")
-    return text.rstrip("; ")
+def _is_quoted_identifier(source: str, start: int, end: int) -> bool:
+    """Is the double-quoted token source[start:end] an identifier (else a MySQL string)?"""
+    if end - start <= 2 or source[end - 1] != '"':
+        return False
+    if _IDENT_LIKE_RE.fullmatch(source, start + 1, end - 1) is None:
+        return False
+    if source.startswith(".", end) or (start and source[start - 1] == "."):
+        return True  # "schema"."table", "t"."column"
+    return not _in_value_position(source, start, end)
+
+
+def _string_prefix(source: str, quote_at: int) -> int:
+    """Where the string literal whose opening quote is at ``quote_at`` starts (its prefix)."""
+    m = _STRING_PREFIX_RE.search(source, max(0, quote_at - 32), quote_at)
+    return m.start() if m else quote_at
+
+
+_G = _SCAN_RE.groupindex
+_G_STRING, _G_STRING_END, _G_NEGATIVE = _G["string"], _G["string_end"], _G["negative"]
+_G_DOLLAR, _G_BTICK, _G_DQ_PLAIN = _G["dollar"], _G["btick"], _G["dq_plain"]
+_G_IN_LIST = _G["in_list"]
+_G_COMMENTS = frozenset((_G["line_comment"], _G["block_comment"], _G["hash_comment"]))
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_WORD_RE = re.compile(r"[\w$]+")
+# Words that may follow a string with no space in between ('a'AND b = 1); any other word
+# right after a closing quote means the quotes were paired wrongly.
+_GLUE_WORDS = frozenset(
+    "and or then else end when from where as is not in like ilike between collate escape "
+    "order group limit union having on using into for".split()
+)
+
+
+def _glued_word(source: str, end: int) -> bool:
+    """Is the string that ends at ``end`` glued to a word that cannot follow a string?"""
+    if end >= len(source) or source[end] not in _WORD_CHARS:
+        return False
+    word = _WORD_RE.match(source, end)
+    return word is None or word[0].lower() not in _GLUE_WORDS
+# A prefix letter left in the working text right before a string's marker (see _scan).
+_PREFIX_BEFORE_MARKER_RE = re.compile(
+    r"(?<![\w$])(?:[eEbBxXnN]|[uU]&|_[A-Za-z0-9]{1,30})(?=\x00)"
+)
+
+
+# One scan of a statement: (key, literals, starts, comments, source). ``key`` is the
+# fingerprint with the fingerprinter's own literals still marked (_LIT) and bind placeholders
+# ('?', '$1') as written: unlike the fingerprint text it tells a '?' that stands for a
+# literal from a '?' that was in the statement, so it is what shapes are cached under
+# (literal indexes depend on it). ``starts[i]`` is where ``literals[i]`` begins in ``source``;
+# ``comments`` are the [start, end) spans of the comments. A plain tuple: this is the hot path.
+_Scanned = tuple[str, tuple[str, ...], list[int], list[tuple[int, int]], str]
+
+
+def _fingerprint_text(key: str) -> str:
+    """The fingerprint text of a scan key: every literal marker rendered as '?'."""
+    return key.replace(_LIT, "?") if _LIT in key else key
+
+
+def _scan(source: str) -> _Scanned:
+    """The hot path: one regex pass (C) with a small callback per literal, comment or quote.
+
+    A statement with a backslash right before a quote is read the MySQL way first; if that
+    leaves a string glued to a word (``'C:\\' AND name = 'O''Brien'`` read the MySQL way ends
+    a string right before ``O``) or unterminated, it is read the standard way; if both readings
+    are implausible, everything from the first string on is one literal. When unsure, hide.
+    """
+    if "\\'" not in source:
+        return _scan_with(_SCAN_RE, source, False)[0]
+    scanned, implausible = _scan_with(_SCAN_RE, source, True)
+    if not implausible:
+        return scanned
+    standard, implausible = _scan_with(_SCAN_STD_RE, source, True)
+    if not implausible:
+        return standard
+    return _hide_from_first_string(scanned)
+
+
+def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Scanned, bool]:
+    """One reading of ``source``; ``check`` also tells whether a string looks misread."""
+    literals: list[str] = []
+    starts: list[int] = []
+    quoted: list[str] = []
+    comments: list[tuple[int, int]] = []
+    add_literal, add_start = literals.append, starts.append
+    prefixed = misread = False
+
+    def replace(m: re.Match[str]) -> str:
+        nonlocal prefixed, misread
+        kind = m.lastindex
+        if kind is None:  # a number
+            add_literal(m[0])
+            add_start(m.start())
+            return _LIT
+        if kind == _G_STRING:
+            start, end = m.span()
+            if start and source[start - 1] in _PREFIX_TAIL_CHARS:
+                begin = _string_prefix(source, start)
+                if begin != start:
+                    prefixed = True  # the prefix letter is removed from the text later
+                    start = begin
+                elif check and source[start - 1] in _WORD_CHARS:
+                    misread = True  # brien'...: a string cannot follow a word
+            if check and (m[_G_STRING_END] is None or _glued_word(source, end)):
+                misread = True  # unterminated, or '..'brien
+            add_literal(source[start:end])
+            add_start(start)
+            return _LIT
+        if kind == _G_IN_LIST:
+            items = m[_G_IN_LIST]  # m[0] starts with the '('
+            add_literal(items.strip())
+            add_start(m.start(_G_IN_LIST) + len(items) - len(items.lstrip()))
+            return "(" + _LIT
+        if kind == _G_DOLLAR:
+            add_literal(m[0])
+            add_start(m.start())
+            return _LIT
+        if kind == _G_DQ_PLAIN:
+            return m[0]
+        if kind == _G_NEGATIVE:
+            return _negative(m, source, add_literal, add_start)
+        if kind in _G_COMMENTS:
+            comments.append(m.span())
+            return " "
+        token = m[0]
+        if kind == _G_BTICK or (
+            "`" not in source and _is_quoted_identifier(source, m.start(), m.end())
+        ):
+            if token.islower() or token.lower() == token:
+                return token  # lower-casing the text will not change it
+            quoted.append(token)
+            return _QID
+        add_literal(token)  # a "..." string (MySQL)
+        add_start(m.start())
+        return _LIT
+
+    text = pattern.sub(replace, source).strip()
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text:
+        text = " ".join(text.split())
+    text = text.lower().rstrip("; ")
+    if literals:
+        if prefixed:
+            text = _PREFIX_BEFORE_MARKER_RE.sub("", text)
+        if _LIT + "," in text or _LIT + " ," in text or "values" in text or "array" in text:
+            text, literals, starts = _collapse_lists(text, source, literals, starts)
+    if quoted:
+        parts = text.split(_QID)
+        out = [parts[0]]
+        for name, part in zip(quoted, parts[1:]):
+            out.append(name)
+            out.append(part)
+        text = "".join(out)
+    return (text, tuple(literals), starts, comments, source), misread
+
+
+def _negative(
+    m: re.Match[str], source: str, add_literal: Callable, add_start: Callable
+) -> str:
+    """'-5' after an operator or keyword is one literal; in 'x - 5' the '-' is an operator."""
+    start = m.start()
+    if _minus_is_sign(source, start):
+        add_literal(m[0])
+        add_start(start)
+        return _LIT
+    digits = m[_G_NEGATIVE].lstrip()
+    add_literal(digits)
+    add_start(m.end() - len(digits))
+    return m[0][: len(m[0]) - len(digits)] + _LIT
+
+
+def _hide_from_first_string(scanned: _Scanned) -> _Scanned:
+    """The whole rest of the statement, from its first string literal on, as one literal."""
+    _key, literals, starts, _comments, source = scanned
+    cut = next((s for s, lit in zip(starts, literals) if "'" in lit), None)
+    if cut is None:
+        return scanned
+    key, literals, starts, comments, _ = _scan_with(_SCAN_RE, source[:cut], False)[0]
+    glue = " " if key and source[cut - 1].isspace() else ""
+    return key + glue + _LIT, literals + (source[cut:],), starts + [cut], comments, source
 
 
 def _collapse_lists(
-    text: str, source: str, literals: list[str], spans: list[tuple[int, int]]
-) -> tuple[str, list[str], list[tuple[int, int]]]:
+    text: str, source: str, literals: list[str], starts: list[int]
+) -> tuple[str, list[str], list[int]]:
     """Replace IN/VALUES/ARRAY lists of literals by one marker holding the raw list text."""
     out_text: list[str] = []
     out_literals: list[str] = []
-    out_spans: list[tuple[int, int]] = []
+    out_starts: list[int] = []
     taken = 0  # literals consumed so far
     last = 0
     for m in _LIST_RE.finditer(text):
         before = text.count(_LIT, last, m.start())
         out_literals.extend(literals[taken : taken + before])
-        out_spans.extend(spans[taken : taken + before])
+        out_starts.extend(starts[taken : taken + before])
         taken += before
         count = m.group().count(_LIT)
-        start, end = spans[taken][0], spans[taken + count - 1][1]
+        final = taken + count - 1
+        start, end = starts[taken], starts[final] + len(literals[final])
         if m.group("in") is not None:
-            replacement = m.group()[: m.start("in") - m.start()] + _LIT + ")"
+            replacement = "in (" + _LIT + ")"
         elif m.group("array") is not None:
             replacement = "array[" + _LIT + "]"
         else:  # VALUES tuples or IN of tuples: keep the outer parentheses of the tuples
             start = max(0, source.rfind("(", 0, start))
             close = source.find(")", end)
             end = close + 1 if close >= 0 else end
-            replacement = (
-                f"{m.group('kw')} ({_LIT})" if m.group("values") is not None else f"in ({_LIT})"
-            )
+            keyword = m.group("kw") if m.group("values") is not None else "in"
+            replacement = f"{keyword} ({_LIT})"
         out_text.append(text[last : m.start()])
         out_text.append(replacement)
         out_literals.append(source[start:end])
-        out_spans.append((start, end))
+        out_starts.append(start)
         taken += count
         last = m.end()
     out_text.append(text[last:])
     out_literals.extend(literals[taken:])
-    out_spans.extend(spans[taken:])
-    return "".join(out_text), out_literals, out_spans
+    out_starts.extend(starts[taken:])
+    return "".join(out_text), out_literals, out_starts
 
 
 @dataclass(frozen=True, slots=True)
 class _Fingerprinted:
+    """A scanned statement, with what the (uncached) analysis needs besides the fingerprint."""
+
     text: str
     literals: tuple[str, ...]
-    spans: tuple[tuple[int, int], ...]  # where each literal is in `source`
+    spans: tuple[tuple[int, int], ...]  # [start, end) of each literal in `source`
+    comments: tuple[tuple[int, int], ...]  # [start, end) of each comment in `source`
     source: str  # the statement as scanned (NUL/marker characters blanked)
-    dquote_literal: bool  # a "..." token was treated as a string (MySQL)
+
+    @classmethod
+    def of(cls, scanned: _Scanned) -> _Fingerprinted:
+        key, literals, starts, comments, source = scanned
+        spans = tuple((s, s + len(lit)) for s, lit in zip(starts, literals))
+        return cls(_fingerprint_text(key), literals, spans, tuple(comments), source)
 
 
 def _as_text(statement: object) -> str:
@@ -288,30 +453,14 @@ def _as_text(statement: object) -> str:
     return text
 
 
-def _fingerprint(statement: object) -> _Fingerprinted:
-    source = _as_text(statement)
-    scan = _Scan(source)
-    text = _normalise(_SCAN_RE.sub(scan, source))
-    literals, spans = scan.literals, scan.spans
-    if literals and ("(\x00" in text or "[\x00" in text):
-        text, literals, spans = _collapse_lists(text, source, literals, spans)
-    if scan.quoted:
-        parts = text.split(_QID)
-        quoted = iter(scan.quoted)
-        text = "".join(p + next(quoted, "") for p in parts)  # one fewer QID than parts
-    if literals:
-        text = text.replace(_LIT, "?")
-    return _Fingerprinted(text, tuple(literals), tuple(spans), source, scan.dquote_literal)
-
-
 def fingerprint(statement: str) -> tuple[str, tuple[str, ...]]:
     """Return (fingerprint_text, literals).
 
     fingerprint_text is the statement with every literal replaced by '?', comments removed,
-    whitespace collapsed, lower-cased outside quoted identifiers, spacing around ',' '(' ')'
-    normalised, IN (...) / ARRAY[...] lists of literals collapsed to one '?' and VALUES lists
-    of literal tuples collapsed to 'values (?)', and trailing ';' removed. Two statements that
-    differ only in literal values or list lengths get the same text.
+    whitespace collapsed, lower-cased outside quoted identifiers, IN (...) / ARRAY[...] lists
+    of literals collapsed to 'in (?)' / 'array[?]', VALUES lists of literal tuples collapsed
+    to 'values (?)', and trailing ';' removed. Two statements that differ only in literal
+    values or list lengths get the same text.
 
     Each '?' the fingerprinter produced corresponds to exactly one entry of ``literals``, in
     order; a collapsed list is one entry holding the raw list text (IN: the text between the
@@ -320,8 +469,8 @@ def fingerprint(statement: str) -> tuple[str, tuple[str, ...]]:
     :name) are kept as they are and are not literals - so a statement that already contains
     JDBC-style '?' placeholders has more '?' than literals.
     """
-    fp = _fingerprint(statement)
-    return fp.text, fp.literals
+    key, literals, _starts, _comments, _source = _scan(_as_text(statement))
+    return _fingerprint_text(key), literals
 
 
 _INT_RE = re.compile(r"[+-]?\d{1,4000}", re.ASCII)
@@ -466,8 +615,35 @@ class _Prepared:
     is_outfile: bool = False
 
 
+def _parse_text(fp: _Fingerprinted) -> str:
+    """The statement as sqlglot sees it: comments blanked, every literal a stand-in.
+
+    The parser never sees a literal's value, so nothing it returns can carry one, and the
+    shape cached for a fingerprint does not depend on which of its statements was seen first
+    (``x = 1_000``, ``x = .5e3`` and ``x = 7`` parse alike). Lengths are kept: the spans of
+    the literals stay valid.
+    """
+    if not fp.literals and not fp.comments:
+        return fp.source
+    chars = list(fp.source)
+    for start, end in fp.comments:
+        chars[start:end] = " " * (end - start)
+    for (start, end), literal in zip(fp.spans, fp.literals):
+        chars[start:end] = _stand_in(literal, end - start)
+    return "".join(chars)
+
+
+def _stand_in(literal: str, length: int) -> str:
+    """A literal of the same kind and length: (0) for VALUES tuples, '' for strings, else 0."""
+    if literal.startswith("("):
+        return "(0)" + " " * (length - 3)  # VALUES (..), (..) / IN ((..), (..))
+    if length >= 2 and (literal[0] in "\"$" or "'" in literal[:34]):
+        return "''" + " " * (length - 2)  # '..', E'..', _utf8mb4'..', "..", $$..$$
+    return "0" + " " * (length - 1)
+
+
 def _prepare(fp: _Fingerprinted, starts: list[int]) -> _Prepared:
-    text = fp.source
+    text = _parse_text(fp)
     for pattern in (_DECLARE_RE, _PREPARE_AS_RE, _BACKSLASH_COPY_RE, _COPY_BINARY_RE):
         m = pattern.match(text)
         if m:
@@ -516,16 +692,12 @@ def _parse(text: str, mysql_first: bool) -> list[exp.Expression] | None:
     return None
 
 
-_MYSQL_HINT_RE = re.compile(r"\blimit \?, \?|\binto (?:outfile|dumpfile)\b")
+_MYSQL_HINT_RE = re.compile(r"`|\blimit \? ?, ?\?|\binto (?:outfile|dumpfile)\b")
 
 
 def _looks_mysql(fp: _Fingerprinted) -> bool:
-    return (
-        fp.dquote_literal
-        or "`" in fp.source
-        or "\\'" in fp.source
-        or _MYSQL_HINT_RE.search(fp.text) is not None
-    )
+    """Try MySQL first? Decided on the fingerprint alone, like everything else cached."""
+    return _MYSQL_HINT_RE.search(fp.text) is not None
 
 
 # ---- reading facts off a sqlglot tree ------------------------------------------------------
@@ -977,32 +1149,54 @@ def _analyse(fp: _Fingerprinted) -> StatementShape:
 
 
 class StatementAnalyzer:
-    """Caches StatementShape by fingerprint text.
+    """Caches StatementShape by fingerprint, and recent results by exact statement text.
 
-    Bounded: when ``max_shapes`` is reached the oldest tenth of the entries is dropped (FIFO),
-    so a burst of new shapes never makes every hot shape re-parse at once.
+    Two bounded caches:
+
+    * shapes, by fingerprint (with bind placeholders told apart from literals): when
+      ``max_shapes`` is reached the oldest tenth is dropped (FIFO), so a burst of new shapes
+      never makes every hot shape re-parse at once;
+    * (shape, literals) by the exact text of statements up to ``MAX_TEXT_CHARS`` long, so a
+      statement that repeats verbatim (bind-parameter statements, BEGIN/COMMIT, a report
+      re-run) skips even the scan. Emptied when ``max_texts`` is reached. It holds statement
+      texts, literals included, in memory only, like the events being processed; it is never
+      logged or persisted. ``max_texts=0`` turns it off.
     """
 
-    __slots__ = ("_shapes", "_max_shapes")
+    __slots__ = ("_shapes", "_max_shapes", "_texts", "_max_texts")
 
-    def __init__(self, max_shapes: int = 200_000) -> None:
+    def __init__(self, max_shapes: int = 200_000, max_texts: int = 4096) -> None:
         if not isinstance(max_shapes, int) or max_shapes < 1:
             raise ValueError(f"max_shapes must be a positive integer, got {max_shapes!r}")
+        if not isinstance(max_texts, int) or max_texts < 0:
+            raise ValueError(f"max_texts must be a non-negative integer, got {max_texts!r}")
         self._shapes: dict[str, StatementShape] = {}
         self._max_shapes = max_shapes
+        self._texts: dict[str, tuple[StatementShape, tuple[str, ...]]] = {}
+        self._max_texts = max_texts
 
     def analyze(self, statement: str) -> tuple[StatementShape, tuple[str, ...]]:
         """(shape, literals). Never raises; literals must not be logged or persisted."""
+        exact = type(statement) is str and len(statement) <= MAX_TEXT_CHARS
+        if exact:
+            found = self._texts.get(statement)
+            if found is not None:
+                return found
         try:
-            fp = _fingerprint(statement)
+            scanned = _scan(_as_text(statement))
         except Exception:  # defensive: the scanner is total, but this must never raise
             return _Facts(parsed=False).shape(""), ()
-        shape = self._shapes.get(fp.text)
+        shape = self._shapes.get(scanned[0])
         if shape is None:
-            shape = _analyse(fp)
-            if len(fp.source) <= MAX_PARSE_CHARS:
-                self._remember(fp.text, shape)
-        return shape, fp.literals
+            shape = _analyse(_Fingerprinted.of(scanned))
+            if len(scanned[4]) <= MAX_PARSE_CHARS:
+                self._remember(scanned[0], shape)
+        result = (shape, scanned[1])
+        if exact and self._max_texts:
+            if len(self._texts) >= self._max_texts:
+                self._texts.clear()
+            self._texts[statement] = result
+        return result
 
     def _remember(self, key: str, shape: StatementShape) -> None:
         if len(self._shapes) >= self._max_shapes:
@@ -1012,4 +1206,5 @@ class StatementAnalyzer:
 
     @property
     def cache_size(self) -> int:
+        """Number of cached shapes (fingerprints), not of cached statement texts."""
         return len(self._shapes)

@@ -57,7 +57,7 @@ class EmployeeState:
         "key", "employee_id", "day", "day_counts", "day_hour_max", "tick", "buckets", "hour_counts",
         "history", "baseline", "week_prior", "seen_sources", "seen_relations", "seen_columns",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns",
-        "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms",
+        "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition",
     )
 
     def __init__(self, key: str, employee_id: str) -> None:
@@ -85,6 +85,7 @@ class EmployeeState:
         self.last_lookup: tuple[str, int] | None = None
         self.dirty = False
         self.last_ts_ms = 0
+        self.partition = 0          # the stream (Kafka partition) this person's events arrive on
 
     # -- time ---------------------------------------------------------------
 

@@ -89,7 +89,7 @@ def _active_days(state: EmployeeState) -> list[tuple[int, list[float], list[floa
 
 
 def _flat_baseline() -> Baseline:
-    return Baseline(zeros(), zeros(), zeros(), zeros(), 0)
+    return Baseline(zeros(), zeros(), zeros(), zeros(), zeros(), zeros(), 0)
 
 
 def _flat_peers() -> PeerBaselines:

@@ -1,0 +1,152 @@
+"""Run the real `exfil-detector run` as a child process against a real broker, for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.broker import free_port
+
+EVENTS, ALERTS, DEAD = "db-access", "exfil-alerts", "db-access-dead-letter"
+
+
+def write_config(path: Path, bootstrap: str, inputs: dict[str, Path], state: Path, port: int, **extra: str) -> Path:
+    sinks = "\n".join(f"[sinks.{name}]\n{body}" for name, body in extra.items())
+    path.write_text(f"""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "exfil-test"
+session_timeout_ms = 2000
+heartbeat_interval_ms = 600
+poll_timeout_ms = 200
+max_poll_records = 2000
+
+[model]
+path = "{inputs['model']}"
+watch_interval_s = 1
+
+[inputs]
+directory = "{inputs['directory']}"
+catalog = "{inputs['catalog']}"
+calendar = "{inputs['calendar']}"
+
+[state]
+path = "{state}"
+
+[metrics]
+port = {port}
+host = "127.0.0.1"
+
+[service]
+shutdown_timeout_s = 5
+{sinks}
+""")
+    return path
+
+
+class ServiceProcess:
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.port = int(next(l for l in config.read_text().splitlines() if l.startswith("port")).split("=")[1])
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServiceProcess":
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "run", "--config", str(self.config)],
+                                     stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"service exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            if http_status(self.port, "/readyz") == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"service not ready in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def metric(self, name: str) -> float:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()
+        total = 0.0
+        for line in body.splitlines():
+            if line.startswith(name) and (line[len(name)] in " {"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+def http_status(port: int, path: str) -> int | None:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def produce(bootstrap: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    for key, value in records:
+        producer.send(EVENTS, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def event_record(event) -> tuple[bytes, bytes]:
+    from detector.events import format_ts
+
+    body = {"ts": format_ts(event.ts_ms), "db_user": event.db_user, "action": event.action, "database": event.database,
+            "client_addr": event.client_addr, "application": event.application, "statement": event.statement,
+            "rows": event.rows, "success": event.success}
+    return event.db_user.encode(), orjson.dumps({k: v for k, v in body.items() if v is not None})
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:
+    """All records of a topic, waiting until at least `expected` arrived (or the deadline)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=500)
+    deadline = time.monotonic() + timeout
+    records: list = []
+    try:
+        while time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            time.sleep(0.2)
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions or [])])
+        consumer.seek_to_beginning()
+        while time.monotonic() < deadline and len(records) < expected:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+        if expected == 0:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+def committed_total(bootstrap: str, group: str = "exfil-test", topic: str = EVENTS) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+    finally:
+        consumer.close()

@@ -1,0 +1,54 @@
+"""Every kind of bad input becomes a Rejection with a reason that names the problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from detector.events import MAX_EVENT_BYTES, AccessEvent, Rejection, decode_event, format_ts
+
+GOOD = b'{"ts":"2026-09-02T21:30:13.796+08:00","db_user":"alice","action":"select","rows":3,"extra":1}'
+
+
+def test_valid_event_is_decoded_and_unknown_fields_ignored():
+    event = decode_event(GOOD)
+    assert isinstance(event, AccessEvent)
+    assert event.action == "SELECT" and event.rows == 3 and event.success is True
+    assert format_ts(event.ts_ms) == "2026-09-02T13:30:13.796Z"
+
+
+def test_epoch_milliseconds_are_accepted():
+    event = decode_event(b'{"ts":1788355813796,"db_user":"a","action":"LOGIN"}')
+    assert isinstance(event, AccessEvent) and event.ts_ms == 1788355813796
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON list, not an object"),
+        (b'{"db_user":"a","action":"SELECT"}', "'ts' is missing"),
+        (b'{"ts":"2026-09-02T21:30:13+08:00","action":"SELECT"}', "'db_user' is missing"),
+        (b'{"ts":"2026-09-02T21:30:13+08:00","db_user":"a"}', "'action' is missing"),
+        (b'{"ts":"2026-09-02T21:30:13+08:00","db_user":"a","action":"STEAL"}', "unknown value 'STEAL'"),
+        (b'{"ts":"yesterday","db_user":"a","action":"SELECT"}', "not an RFC 3339 timestamp"),
+        (b'{"ts":"2026-09-02T21:30:13","db_user":"a","action":"SELECT"}', "no UTC offset"),
+        (b'{"ts":"2026-09-02T21:30:13Z","db_user":"a","action":"SELECT","rows":-1}', "'rows' must be >= 0"),
+        (b'{"ts":"2026-09-02T21:30:13Z","db_user":"a","action":"SELECT","rows":"12"}', "'rows' must be an integer"),
+        (b'{"ts":"2026-09-02T21:30:13Z","db_user":"a","action":"SELECT","rows":true}', "'rows' must be an integer"),
+        (b'{"ts":"2026-09-02T21:30:13Z","db_user":"a","action":"SELECT","objects":"t"}', "'objects' must be an array"),
+        (b'{"ts":"2026-09-02T21:30:13Z","db_user":"a","action":"SELECT","success":"yes"}', "'success' must be a boolean"),
+        (b'{"ts":"2026-09-02T21:30:13Z","db_user":7,"action":"SELECT"}', "'db_user' must be a non-empty string"),
+    ],
+)
+def test_bad_events_are_rejected_with_a_reason_naming_the_problem(raw: bytes, reason: str):
+    result = decode_event(raw)
+    assert isinstance(result, Rejection)
+    assert reason in result.reason
+    assert result.raw == raw
+
+
+def test_event_larger_than_one_mebibyte_is_rejected():
+    raw = GOOD[:-1] + b',"statement":"' + b"x" * MAX_EVENT_BYTES + b'"}'
+    result = decode_event(raw)
+    assert isinstance(result, Rejection) and "1 MiB" in result.reason
