@@ -208,6 +208,21 @@ def _run(args: argparse.Namespace) -> int:
     return service.run()
 
 
+def _setup_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--duration", type=float, help="stop by itself after this many seconds (exit 0)")
+    p.add_argument("--metrics-port", type=int, default=9108)
+    p.add_argument("--employees", type=_positive_int, default=40)
+    p.add_argument("--speed", type=float, default=3600.0, help="simulated seconds per real second")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from streams.demo import DemoSettings, run_demo
+
+    configure_logging("WARNING")
+    return run_demo(DemoSettings(duration_s=args.duration, metrics_port=args.metrics_port,
+                                 employees=args.employees, speed=args.speed))
+
+
 def configure_logging(level: str = "INFO") -> None:
     import logging
 
@@ -262,6 +277,7 @@ _COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "replay": (_setup_replay, _replay, "score a JSONL file of events and write alerts"),
     "evaluate": (_setup_evaluate, _evaluate, "compare alerts with labelled incidents, beside two baselines"),
     "run": (_setup_run, _run, "run the service: Kafka events in, alerts out, metrics served"),
+    "demo": (_setup_demo, _demo, "everything on one machine: broker, simulated company, training, live alerts"),
 }
 
 

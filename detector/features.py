@@ -160,6 +160,53 @@ def excess_cells(snapshots: list[Snapshot], references: list[References]) -> np.
     return np.stack(cells, axis=1).reshape(len(snapshots), -1)
 
 
+class CohortLevels:
+    """What a whole role is doing today, so that organisation-wide peaks are not individual anomalies.
+
+    A sales festival, a month-end close or a system release lifts everyone in a
+    role at once; exfiltration lifts one person. Each snapshot's excess cells
+    are reduced by the median cells of its role's members active the same local
+    day (when at least `min_members` are; one person barely moves that median),
+    as of the end of the previous tick. Levels are kept per stream and advanced
+    tick by tick in event time, so they depend only on the stream's order, never
+    on batch boundaries.
+    """
+
+    def __init__(self, min_members: int = 5) -> None:
+        self.min_members = min_members
+        self._latest: dict[tuple[int, str, int], dict[str, np.ndarray]] = {}   # (stream, role, day) -> member -> cells
+
+    def adjust(self, snapshots: list[Snapshot], roles: list[str | None], cells: np.ndarray) -> np.ndarray:
+        """Cells minus their cohort's level; the cohort then learns these snapshots, tick by tick."""
+        adjusted = cells.copy()
+        ticks: dict[tuple[int, int], list[int]] = {}
+        for i, snapshot in enumerate(snapshots):
+            if roles[i] is not None:
+                ticks.setdefault((snapshot.partition, snapshot.tick_end_ms), []).append(i)
+        for _, members in sorted(ticks.items()):
+            groups = {i: (snapshots[i].partition, roles[i], snapshots[i].day) for i in members}
+            levels = {group: self._level(group) for group in set(groups.values())}
+            for i, group in groups.items():
+                if levels[group] is not None:
+                    adjusted[i] = np.maximum(cells[i] - levels[group], 0.0)
+            for i, group in groups.items():
+                self._latest.setdefault(group, {})[snapshots[i].key] = cells[i]
+        self._forget_old_days()
+        return adjusted
+
+    def _level(self, group: tuple[int, str, int]) -> np.ndarray | None:
+        members = self._latest.get(group)
+        if not members or len(members) < self.min_members:
+            return None
+        return np.median(np.stack(list(members.values())), axis=0)
+
+    def _forget_old_days(self) -> None:
+        if len(self._latest) > 512:
+            newest = max(day for _, _, day in self._latest)
+            for group in [g for g in self._latest if g[2] < newest - 1]:
+                del self._latest[group]
+
+
 def feature_matrix(snapshots: list[Snapshot], references: list[References], cells: np.ndarray | None = None) -> np.ndarray:
     """One row per snapshot, columns in `FEATURE_NAMES` order."""
     if cells is None:

@@ -22,7 +22,7 @@ from detector.catalog import Catalog
 from detector.directory import Directory, Employee
 from detector.events import AccessEvent
 from detector.explain import evidence, model_reasons
-from detector.features import PeerBaselines, References, excess_cells, feature_matrix, references_for
+from detector.features import CohortLevels, PeerBaselines, References, excess_cells, feature_matrix, references_for
 from detector.model import AnomalyModel
 from detector.rules import RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
@@ -65,6 +65,7 @@ class DetectionPipeline:
         self.rules = rules or RuleSettings()
         self.profiler = AccessProfiler(refs.catalog)
         self.alert_book = AlertBook(scoring.version)
+        self.cohorts = CohortLevels()
         self.states: dict[str, EmployeeState] = {}
         self.stats = PipelineStats()
         self.collected_rows: list[np.ndarray] = []      # feature rows, when collecting for training
@@ -191,7 +192,7 @@ class DetectionPipeline:
         anomaly = self.scoring.anomaly
         if anomaly is None and not self._collect:
             return []
-        cells = excess_cells(pending, references)
+        cells = self.cohorts.adjust(pending, [self._cohort_role(s) for s in pending], excess_cells(pending, references))
         matrix = feature_matrix(pending, references, cells)
         if self._collect:
             self.collected_rows.append(matrix.astype(np.float32))
@@ -207,6 +208,10 @@ class DetectionPipeline:
             if alert is not None:
                 alerts.append(alert)
         return alerts
+
+    def _cohort_role(self, snapshot: Snapshot) -> str | None:
+        employee = self.refs.directory.employees.get(self.states[snapshot.key].employee_id)
+        return None if employee is None or employee.is_service_account else employee.role
 
     def _references(self, snapshot: Snapshot) -> References:
         state = self.states[snapshot.key]

@@ -50,6 +50,7 @@ class Snapshot:
     week_prior: list[float]
     own: Baseline | None
     last_ts_ms: int
+    partition: int
 
 
 class EmployeeState:
@@ -110,7 +111,7 @@ class EmployeeState:
             if hour[i] > peak[i]:
                 peak[i] = hour[i]
         return Snapshot(self.key, (self.tick + 1) * TICK_MS, self.day, self.day_counts.copy(),
-                        hour.copy(), self.week_prior, self.baseline, self.last_ts_ms)
+                        hour.copy(), self.week_prior, self.baseline, self.last_ts_ms, self.partition)
 
     def _evict_hour(self, tick: int) -> None:
         buckets, hour = self.buckets, self.hour_counts

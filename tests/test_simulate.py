@@ -31,6 +31,7 @@ CATEGORIES = {"name", "phone", "national_id", "address", "financial"}
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 OFFICE_ROLES = ("sales", "analyst", "finance", "developer")
 HOLIDAYS = {"2026-09-25", "2026-09-26", "2026-09-27"}
+WHOLE_CUSTOMERS = re.compile(r"SELECT \* FROM customers\b(?!_)", re.IGNORECASE)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def reading(workload, out_dir, owner_of) -> Reading:
                 statement = event.get("statement") or ""
                 if name == "train.jsonl":
                     r.train_addrs[row["employee_id"]].add(event.get("client_addr"))
-                    if statement:
+                    if statement and event.get("success", True):
                         r.train_statements[row["employee_id"]].append(statement)
                 if "c1_0.phone='" in statement and statement.startswith("select c1_0.id,c1_0.name,c1_0.phone,c1_0.member_level"):
                     r.phone_lookups.append(statement)
@@ -280,7 +281,7 @@ def test_volumes_per_role_are_in_plausible_ranges(reading, directory):
         assert lo <= statistics.median(per_role[role]) <= hi, role
     humans = [n for role, v in per_role.items() if role != "service_account" for n in v]
     assert 150 <= statistics.median(humans) <= 400
-    assert max(per_role["dba"]) > 3 * statistics.median(per_role["dba"])      # DBAs are spiky
+    assert max(per_role["dba"]) > 2 * statistics.median(per_role["dba"])      # DBAs are spiky
 
 
 def _mean_office_events(reading, directory, days: set[str]) -> float:
@@ -406,7 +407,7 @@ def test_unusual_columns_are_columns_the_person_never_read_in_training(labels, r
         column = "id_card_no" if "id_card_no" in label["detail"] else "bank_card"
         history = reading.train_statements[label["employee_id"]]
         assert history
-        assert not any(column in s or "SELECT * FROM customers" in s for s in history), label["incident_id"]
+        assert not any(column in s or WHOLE_CUSTOMERS.search(s) for s in history), label["incident_id"]
 
 
 def test_departing_employees_act_after_their_notice(labels, directory):
