@@ -23,8 +23,8 @@ SENSITIVE_EXPORT = "sensitive_export"
 
 @dataclass(frozen=True, slots=True)
 class RuleSettings:
-    bulk_read_rows: int = 5000            # one statement reading at least this many personal-data rows
-    bulk_read_critical_rows: int = 50000
+    bulk_read_rows: int = 20000           # one statement reading at least this many personal-data rows
+    bulk_read_critical_rows: int = 200000
     export_enabled: bool = True
 
     def __post_init__(self) -> None:

@@ -97,7 +97,7 @@ def _scan_pattern(string_body: str, list_string_body: str) -> re.Pattern[str]:
     # The common lists (plain integers, plain strings) first: the general item is slow in sre.
     simple_list = r"(?:\d++(?:\s*+,\s*+\d++)*+|'[^'\\]*+'(?:\s*+,\s*+'[^'\\]*+')*+)\s*+(?=\))"
     return re.compile(
-        r"""
+        r"""(?P<token>
         -(?:(?P<line_comment>-[^\n]*)
            |(?P<negative>\s*(?:\d[\d_]*(?:\.\d*)?|\.\d+)""" + _NUMBER_TAIL + r"""))
       | /(?P<block_comment>\*[\s\S]*?(?:\*/|\Z))
@@ -113,7 +113,7 @@ def _scan_pattern(string_body: str, list_string_body: str) -> re.Pattern[str]:
         (?P<in_list>\s*(?:""" + simple_list + r"""
                          |""" + list_item + r"""(?:\s*,\s*""" + list_item + r""")*\s*(?=\))))
       | """ + _NUMBERS + r"""
-        """,
+        )""",
         re.VERBOSE,
     )
 
@@ -222,11 +222,18 @@ def _string_prefix(source: str, quote_at: int) -> int:
     return m.start() if m else quote_at
 
 
+# _SCAN_RE.split(source) gives [text, token, <one entry per named group>..., text, ...]: the
+# entries of the match that follows text parts[i] are parts[i + group index].
 _G = _SCAN_RE.groupindex
+_STRIDE = _SCAN_RE.groups + 1
 _G_STRING, _G_STRING_END, _G_NEGATIVE = _G["string"], _G["string_end"], _G["negative"]
-_G_DOLLAR, _G_BTICK, _G_DQ_PLAIN = _G["dollar"], _G["btick"], _G["dq_plain"]
-_G_IN_LIST = _G["in_list"]
-_G_COMMENTS = frozenset((_G["line_comment"], _G["block_comment"], _G["hash_comment"]))
+_G_LINE_COMMENT, _G_DQ_PLAIN, _G_IN_LIST = _G["line_comment"], _G["dq_plain"], _G["in_list"]
+# What a token is, by its first character (each alternative of _SCAN_RE has its own).
+_NUMBER, _STRING, _IN_LIST, _MINUS, _COMMENT, _DOLLAR, _DQUOTE, _BTICK = range(8)
+_KIND_BY_LEAD = {c: _NUMBER for c in "0123456789."} | {
+    "'": _STRING, "(": _IN_LIST, "-": _MINUS, "/": _COMMENT, "#": _COMMENT, "$": _DOLLAR,
+    '"': _DQUOTE, "`": _BTICK,
+}
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 _WORD_RE = re.compile(r"[\w$]+")
 # Words that may follow a string with no space in between ('a'AND b = 1); any other word
@@ -283,64 +290,90 @@ def _scan(source: str) -> _Scanned:
 
 
 def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Scanned, bool]:
-    """One reading of ``source``; ``check`` also tells whether a string looks misread."""
+    """One reading of ``source``; ``check`` also tells whether a string looks misread.
+
+    ``pattern.split`` finds every token in C and hands them over in one list, so Python
+    looks at each token once, with no per-token callback.
+    """
+    parts = pattern.split(source)
+    last = len(parts) - 1
     literals: list[str] = []
     starts: list[int] = []
-    quoted: list[str] = []
     comments: list[tuple[int, int]] = []
-    add_literal, add_start = literals.append, starts.append
+    quoted: list[str] = []
     prefixed = misread = False
-
-    def replace(m: re.Match[str]) -> str:
-        nonlocal prefixed, misread
-        kind = m.lastindex
-        if kind is None:  # a number
-            add_literal(m[0])
-            add_start(m.start())
-            return _LIT
-        if kind == _G_STRING:
-            start, end = m.span()
-            if start and source[start - 1] in _PREFIX_TAIL_CHARS:
-                begin = _string_prefix(source, start)
-                if begin != start:
-                    prefixed = True  # the prefix letter is removed from the text later
-                    start = begin
-                elif check and source[start - 1] in _WORD_CHARS:
-                    misread = True  # brien'...: a string cannot follow a word
-            if check and (m[_G_STRING_END] is None or _glued_word(source, end)):
-                misread = True  # unterminated, or '..'brien
-            add_literal(source[start:end])
-            add_start(start)
-            return _LIT
-        if kind == _G_IN_LIST:
-            items = m[_G_IN_LIST]  # m[0] starts with the '('
-            add_literal(items.strip())
-            add_start(m.start(_G_IN_LIST) + len(items) - len(items.lstrip()))
-            return "(" + _LIT
-        if kind == _G_DOLLAR:
-            add_literal(m[0])
-            add_start(m.start())
-            return _LIT
-        if kind == _G_DQ_PLAIN:
-            return m[0]
-        if kind == _G_NEGATIVE:
-            return _negative(m, source, add_literal, add_start)
-        if kind in _G_COMMENTS:
-            comments.append(m.span())
-            return " "
-        token = m[0]
-        if kind == _G_BTICK or (
-            "`" not in source and _is_quoted_identifier(source, m.start(), m.end())
-        ):
-            if token.islower() or token.lower() == token:
-                return token  # lower-casing the text will not change it
-            quoted.append(token)
-            return _QID
-        add_literal(token)  # a "..." string (MySQL)
-        add_start(m.start())
-        return _LIT
-
-    text = pattern.sub(replace, source).strip()
+    if last:
+        out: list[str] = []
+        pos = 0  # where parts[i] starts in source
+        i = 0
+        while True:
+            piece = parts[i]
+            out.append(piece)
+            pos += len(piece)
+            if i == last:
+                break
+            token = parts[i + 1]
+            end = pos + len(token)
+            kind = _KIND_BY_LEAD[token[0]]
+            if kind == _NUMBER:
+                literals.append(token)
+                starts.append(pos)
+                out.append(_LIT)
+            elif kind == _STRING:
+                start = pos
+                if pos and source[pos - 1] in _PREFIX_TAIL_CHARS:
+                    start = _string_prefix(source, pos)
+                    if start != pos:
+                        prefixed = True  # the prefix letter is removed from the text later
+                    elif check and source[pos - 1] in _WORD_CHARS:
+                        misread = True  # brien'...: a string cannot follow a word
+                if check and (parts[i + _G_STRING_END] is None or _glued_word(source, end)):
+                    misread = True  # unterminated, or '..'brien
+                literals.append(source[start:end] if start != pos else token)
+                starts.append(start)
+                out.append(_LIT)
+            elif kind == _IN_LIST:
+                items = parts[i + _G_IN_LIST]  # the token starts with the '('
+                stripped = items.lstrip()
+                literals.append(stripped.rstrip())
+                starts.append(end - len(stripped))
+                out.append("(" + _LIT)
+            elif kind == _DOLLAR:
+                literals.append(token)
+                starts.append(pos)
+                out.append(_LIT)
+            elif kind == _COMMENT or (kind == _MINUS and parts[i + _G_LINE_COMMENT] is not None):
+                comments.append((pos, end))
+                out.append(" ")
+            elif kind == _MINUS:
+                digits = parts[i + _G_NEGATIVE].lstrip()
+                if _minus_is_sign(source, pos):  # '-5' after an operator or keyword
+                    literals.append(token)
+                    starts.append(pos)
+                    out.append(_LIT)
+                else:  # 'x - 5': the '-' is an operator
+                    literals.append(digits)
+                    starts.append(end - len(digits))
+                    out.append(token[: len(token) - len(digits)] + _LIT)
+            elif parts[i + _G_DQ_PLAIN] is not None:
+                out.append(token)
+            elif kind == _BTICK or (
+                "`" not in source and _is_quoted_identifier(source, pos, end)
+            ):
+                if token.islower() or token.lower() == token:
+                    out.append(token)  # lower-casing the text will not change it
+                else:
+                    quoted.append(token)
+                    out.append(_QID)
+            else:  # a "..." string (MySQL)
+                literals.append(token)
+                starts.append(pos)
+                out.append(_LIT)
+            pos = end
+            i += _STRIDE
+        text = "".join(out).strip()
+    else:
+        text = source.strip()
     if "  " in text or "\n" in text or "\t" in text or "\r" in text:
         text = " ".join(text.split())
     text = text.lower().rstrip("; ")
@@ -350,28 +383,13 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
         if _LIT + "," in text or _LIT + " ," in text or "values" in text or "array" in text:
             text, literals, starts = _collapse_lists(text, source, literals, starts)
     if quoted:
-        parts = text.split(_QID)
-        out = [parts[0]]
-        for name, part in zip(quoted, parts[1:]):
-            out.append(name)
-            out.append(part)
-        text = "".join(out)
+        pieces = text.split(_QID)
+        joined = [pieces[0]]
+        for name, piece in zip(quoted, pieces[1:]):
+            joined.append(name)
+            joined.append(piece)
+        text = "".join(joined)
     return (text, tuple(literals), starts, comments, source), misread
-
-
-def _negative(
-    m: re.Match[str], source: str, add_literal: Callable, add_start: Callable
-) -> str:
-    """'-5' after an operator or keyword is one literal; in 'x - 5' the '-' is an operator."""
-    start = m.start()
-    if _minus_is_sign(source, start):
-        add_literal(m[0])
-        add_start(start)
-        return _LIT
-    digits = m[_G_NEGATIVE].lstrip()
-    add_literal(digits)
-    add_start(m.end() - len(digits))
-    return m[0][: len(m[0]) - len(digits)] + _LIT
 
 
 def _hide_from_first_string(scanned: _Scanned) -> _Scanned:

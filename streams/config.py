@@ -78,8 +78,8 @@ class MetricsConfig:
 
 @dataclass
 class RulesConfig:
-    bulk_read_rows: int = 5000
-    bulk_read_critical_rows: int = 50000
+    bulk_read_rows: int = 20000
+    bulk_read_critical_rows: int = 200000
     export_enabled: bool = True
 
 

@@ -63,6 +63,8 @@ class DetectorService:
     # -- lifecycle ------------------------------------------------------------
 
     def run(self) -> int:
+        if self.config.kafka.create_topics:
+            self._create_topics()
         self.http = HealthServer(self.config.metrics.host, self.config.metrics.port, self.metrics.registry, self.readiness).start()
         self.consumer = EventConsumer(self.config.kafka, self._on_revoked, self._on_assigned)
         log.info("consuming %s as group %s from %s; metrics on :%d", self.config.kafka.events_topic,
@@ -74,6 +76,14 @@ class DetectorService:
         finally:
             self._shutdown()
         return 0
+
+    def _create_topics(self) -> None:
+        """Development convenience (replication factor 1); production topics are created by the platform team."""
+        from streams.broker import create_topics
+
+        k = self.config.kafka
+        create_topics(k.bootstrap_servers, {k.events_topic: k.events_partitions, k.alerts_topic: k.events_partitions,
+                                            k.dead_letter_topic: 1})
 
     def request_stop(self, *_: object) -> None:
         self._stop = True
