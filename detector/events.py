@@ -74,36 +74,58 @@ def decode_event(raw: bytes | str) -> AccessEvent | Rejection:
 
 def event_from_mapping(obj: dict) -> AccessEvent:
     """Validate an already-decoded mapping (used by adapters and the simulator)."""
-    action = _required_str(obj, "action").upper()
-    if action not in ACTIONS:
+    get = obj.get
+    action = get("action")
+    if type(action) is not str or action.upper() not in ACTIONS:
+        action = _required_str(obj, "action").upper()
         raise _Invalid(f"field 'action' has unknown value {action[:40]!r}; expected one of {', '.join(sorted(ACTIONS))}")
-    event = AccessEvent(ts_ms=parse_ts(obj.get("ts")), db_user=_required_str(obj, "db_user"), action=action)
-    for name in _OPTIONAL_STRINGS:
-        value = obj.get(name)
-        if value is not None:
-            if not isinstance(value, str):
-                raise _Invalid(f"field '{name}' must be a string, got {_type_name(value)}")
-            setattr(event, name, value)
-    for name in _COUNTS:
-        value = obj.get(name)
-        if value is not None:
+    db_user = get("db_user")
+    if type(db_user) is not str or not db_user:
+        _required_str(obj, "db_user")
+    strings = [get(name) for name in _OPTIONAL_STRINGS]
+    for name, value in zip(_OPTIONAL_STRINGS, strings):
+        if value is not None and type(value) is not str:
+            raise _Invalid(f"field '{name}' must be a string, got {_type_name(value)}")
+    rows, size = get("rows"), get("bytes")
+    for name, value in (("rows", rows), ("bytes", size)):
+        if value is not None and (type(value) is not int or value < 0):
             if type(value) is not int:
                 raise _Invalid(f"field '{name}' must be an integer, got {_type_name(value)}")
-            if value < 0:
-                raise _Invalid(f"field '{name}' must be >= 0, got {value}")
-            setattr(event, name, value)
-    event.objects = _string_list(obj, "objects")
-    event.columns = _string_list(obj, "columns")
-    success = obj.get("success")
-    if success is not None:
-        if type(success) is not bool:
-            raise _Invalid(f"field 'success' must be a boolean, got {_type_name(success)}")
-        event.success = success
-    return event
+            raise _Invalid(f"field '{name}' must be >= 0, got {value}")
+    success = get("success", True)
+    if success is None:
+        success = True
+    elif type(success) is not bool:
+        raise _Invalid(f"field 'success' must be a boolean, got {_type_name(success)}")
+    employee_id, client_addr, application, database, statement, session_id, source = strings
+    return AccessEvent(parse_ts(get("ts")), db_user, action.upper(), employee_id, client_addr, application, database,
+                       _string_list(obj, "objects"), _string_list(obj, "columns"), rows, size, statement, success,
+                       session_id, source)
+
+
+_HOUR_BASES: dict[str, int] = {}
 
 
 def parse_ts(value: object) -> int:
-    """RFC 3339 with an offset, or epoch milliseconds, to epoch milliseconds."""
+    """RFC 3339 with an offset, or epoch milliseconds, to epoch milliseconds.
+
+    The common shape `YYYY-MM-DDTHH:MM:SS.mmm+HH:MM` (or `Z`) takes a fast path:
+    the epoch of its date, hour and offset is cached, minutes and seconds added."""
+    if type(value) is str and len(value) in (24, 29) and value[19] == "." and value[13] == ":" and value[16] == ":":
+        zone = value[23:]
+        key = value[:13] + zone
+        base = _HOUR_BASES.get(key)
+        if base is None and len(_HOUR_BASES) < 100_000:
+            base = _HOUR_BASES[key] = _parse_ts_slow(value[:13] + ":00:00" + zone)
+        digits = value[14:16] + value[17:19] + value[20:23]
+        if base is not None and digits.isdigit() and digits.isascii():
+            minutes, seconds, millis = int(digits[:2]), int(digits[2:4]), int(digits[4:])
+            if minutes < 60 and seconds < 60:
+                return base + (minutes * 60 + seconds) * 1000 + millis
+    return _parse_ts_slow(value)
+
+
+def _parse_ts_slow(value: object) -> int:
     if value is None:
         raise _Invalid("required field 'ts' is missing")
     if type(value) is int:

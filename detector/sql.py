@@ -81,12 +81,15 @@ _SQ_BODY = r"[^'\\]*(?:(?:\\[\s\S]|'')[^'\\]*)*"  # single-quoted body: '' and \
 _SQ_STD_BODY = r"[^']*(?:''[^']*)*"  # standard: only ''; a backslash is an ordinary char
 _DQ_BODY = r'[^"\\]*(?:(?:\\[\s\S]|"")[^"\\]*)*'
 _NUMBER_TAIL = r"(?:[eE][+-]?\d+)?(?![\w$])"
-_NUMBER_START = r"(?<![\w$.][0-9.])"  # checked after its first character: not t1, not a.5
+_NUMBER_START = r"(?<![\w$.][0-9])"  # checked after its first digit: not t1, not a.5
+# '.5' starts at its digit (a '.' is not worth a stop: it is mostly in t.column): the digit
+# after a '.' that follows no word, and the caller adds the '.' to the literal.
+_AFTER_DOT = r"(?<=\.[0-9])(?<![\w$.]\.[0-9])\d*" + _NUMBER_TAIL
 _DECIMAL_REST = r"[\d_]*(?:\.\d*)?" + _NUMBER_TAIL
 _NUMBERS = "\n      | ".join(
-    [r"0" + _NUMBER_START + r"(?:(?:[xX][0-9A-Fa-f]+|[bB][01]+)(?![\w$])|" + _DECIMAL_REST + ")"]
-    + [digit + _NUMBER_START + _DECIMAL_REST for digit in "123456789"]
-    + [r"\." + _NUMBER_START + r"\d+" + _NUMBER_TAIL]
+    [r"0(?:" + _NUMBER_START + r"(?:(?:[xX][0-9A-Fa-f]+|[bB][01]+)(?![\w$])|" + _DECIMAL_REST
+     + ")|" + _AFTER_DOT + ")"]
+    + [digit + "(?:" + _NUMBER_START + _DECIMAL_REST + "|" + _AFTER_DOT + ")" for digit in "123456789"]
 )
 
 
@@ -230,7 +233,7 @@ _G_STRING, _G_STRING_END, _G_NEGATIVE = _G["string"], _G["string_end"], _G["nega
 _G_LINE_COMMENT, _G_DQ_PLAIN, _G_IN_LIST = _G["line_comment"], _G["dq_plain"], _G["in_list"]
 # What a token is, by its first character (each alternative of _SCAN_RE has its own).
 _NUMBER, _STRING, _IN_LIST, _MINUS, _COMMENT, _DOLLAR, _DQUOTE, _BTICK = range(8)
-_KIND_BY_LEAD = {c: _NUMBER for c in "0123456789."} | {
+_KIND_BY_LEAD = {c: _NUMBER for c in "0123456789"} | {
     "'": _STRING, "(": _IN_LIST, "-": _MINUS, "/": _COMMENT, "#": _COMMENT, "$": _DOLLAR,
     '"': _DQUOTE, "`": _BTICK,
 }
@@ -316,8 +319,13 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
             end = pos + len(token)
             kind = _KIND_BY_LEAD[token[0]]
             if kind == _NUMBER:
-                literals.append(token)
-                starts.append(pos)
+                if pos and source[pos - 1] == ".":  # '.5': the '.' ends the text before it
+                    out[-1] = piece[:-1]
+                    literals.append("." + token)
+                    starts.append(pos - 1)
+                else:
+                    literals.append(token)
+                    starts.append(pos)
                 out.append(_LIT)
             elif kind == _STRING:
                 start = pos

