@@ -79,12 +79,14 @@ class DetectionPipeline:
 
     # -- the hot path -------------------------------------------------------
 
-    def process(self, events: Iterable[AccessEvent], stream: int = 0) -> list[dict]:
+    def process(self, events: Iterable[AccessEvent], stream: int = 0, score: bool = True) -> list[dict]:
         """Apply a batch of events from one ordered stream; return the alerts raised.
 
         Ticks close on each stream's own event time, so one person's snapshots
         depend only on their stream's order (one Kafka partition), never on how
-        partitions interleave or where batches end."""
+        partitions interleave or where batches end. With `score=False` the closed
+        ticks wait for `score_pending()`, so that several streams' snapshots are
+        scored as one matrix."""
         alerts: list[dict] = []
         resolve, local_time, profile_of = self.refs.directory.resolve, self.refs.calendar.local, self.profiler.profile
         dirty = self._dirty.setdefault(stream, {})
@@ -114,8 +116,13 @@ class DetectionPipeline:
                 alerts.extend(self._score_pending())
         self.stats.events += count
         self._watermark[stream] = watermark
-        alerts.extend(self._score_pending())
+        if score:
+            alerts.extend(self._score_pending())
         return alerts
+
+    def score_pending(self) -> list[dict]:
+        """Score every snapshot closed so far, as one batch."""
+        return self._score_pending()
 
     def finish(self) -> list[dict]:
         """End of input: close every open tick and score it."""

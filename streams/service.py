@@ -159,10 +159,11 @@ class DetectorService:
                     events.append(result)
                     newest = max(newest, result.ts_ms)
             unresolved_before = self.pipeline.stats.unresolved_events
-            alerts.extend(self.pipeline.process(events, stream=partition))
+            alerts.extend(self.pipeline.process(events, stream=partition, score=False))
             self.metrics.events_unresolved.inc(self.pipeline.stats.unresolved_events - unresolved_before)
             self.metrics.events_consumed.inc(len(records))
             next_offsets[partition] = records[-1].offset + 1
+        alerts.extend(self.pipeline.score_pending())
         self._warn_unresolved()
         if newest:
             self.metrics.newest_event_timestamp.set(newest / 1000)
