@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.broker import TansuBroker, create_topics, free_port
 from streams.config import load_config
@@ -118,20 +118,22 @@ host = "127.0.0.1"
 
 def _latency(bootstrap: str, lines: list[bytes], seconds: int) -> list[float]:
     records = [orjson.loads(line) for line in lines[:50_000]]
-    people = list(dict.fromkeys(r["employee_id"] for r in records if r.get("employee_id", "SA").startswith("E")))
-    bulk_template = next(r for r in records if r.get("employee_id", "").startswith("E"))
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    watcher = KafkaConsumer(ALERTS, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False)
-    watcher.poll(timeout_ms=500)
+    watcher = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    watcher.assign([TopicPartition(ALERTS, 0)])
+    watcher.seek_to_end()
+    watcher.position(TopicPartition(ALERTS, 0))
     sent: dict[str, float] = {}
     arrivals: dict[str, float] = {}
     stop = threading.Event()
+    seen_alerts: list[dict] = []
 
     def watch() -> None:
         while not stop.is_set():
             for batch in watcher.poll(timeout_ms=100).values():
                 for record in batch:
                     alert = orjson.loads(record.value)
+                    seen_alerts.append(alert)
                     marker = alert.get("evidence", {}).get("trigger", {}).get("application") or ""
                     if marker.startswith("bench-") and marker not in arrivals:
                         arrivals[marker] = time.perf_counter()
@@ -142,16 +144,17 @@ def _latency(bootstrap: str, lines: list[bytes], seconds: int) -> list[float]:
     started = time.perf_counter()
     for second in range(seconds):
         for i in range(5000):
-            producer.send(TOPIC, value=orjson.dumps(records[(second * 5000 + i) % len(records)]))
+            record = records[(second * 5000 + i) % len(records)]
+            producer.send(TOPIC, key=(record.get("employee_id") or record["db_user"]).encode(), value=orjson.dumps(record))
             if i % 250 == 0:
                 time.sleep(max(0.0, started + second + i / 5000 - time.perf_counter()))
         marker = f"bench-{second}"
-        pull = dict(bulk_template, ts=base_ts, action="SELECT", rows=60_000, application=marker,
-                    statement="SELECT name, phone, id_card_no FROM customers")
-        pull["employee_id"] = people[second % len(people)]     # one new incident per pull
+        # a new (unresolved) account per pull: one new incident each
+        pull = {"ts": base_ts, "db_user": f"bench_{second}", "database": "crm", "action": "SELECT", "rows": 60_000,
+                "application": marker, "statement": "SELECT name, phone, id_card_no FROM customers"}
         producer.flush()
         sent[marker] = time.perf_counter()
-        producer.send(TOPIC, key=pull["employee_id"].encode(), value=orjson.dumps(pull))
+        producer.send(TOPIC, key=pull["db_user"].encode(), value=orjson.dumps(pull))
     producer.flush()
     deadline = time.perf_counter() + 10
     while len(arrivals) < len(sent) and time.perf_counter() < deadline:
@@ -160,6 +163,9 @@ def _latency(bootstrap: str, lines: list[bytes], seconds: int) -> list[float]:
     thread.join(2)
     producer.close()
     watcher.close()
+    print(f"latency probe: {len(sent)} bulk pulls sent, {len(arrivals)} of them alerted ({len(seen_alerts)} alerts seen)")
+    if seen_alerts:
+        print("last alert:", seen_alerts[-1]["employee_id"], seen_alerts[-1]["detector"], seen_alerts[-1]["evidence"].get("trigger"))
     return [arrivals[m] - sent[m] for m in sent if m in arrivals]
 
 

@@ -60,6 +60,7 @@ MAX_TEXT_CHARS = 4096
 # Markers in the working text of the fingerprinter (never in its output).
 _LIT = "\x00"  # a literal, later rendered as '?'
 _QID = "\x01"  # a quoted identifier, put back verbatim (its case preserved) at the end
+_LIT_COMMA, _LIT_SPACE_COMMA = _LIT + ",", _LIT + " ,"  # a list of literals may follow
 
 # --------------------------------------------------------------------------------------
 # Fingerprinting
@@ -281,9 +282,7 @@ def _scan(source: str) -> _Scanned:
     a string right before ``O``) or unterminated, it is read the standard way; if both readings
     are implausible, everything from the first string on is one literal. When unsure, hide.
     """
-    if "\\'" not in source:
-        return _scan_with(_SCAN_RE, source, False)[0]
-    scanned, implausible = _scan_with(_SCAN_RE, source, True)
+    scanned, implausible = _scan_with(_SCAN_RE, source, "\\'" in source)
     if not implausible:
         return scanned
     standard, implausible = _scan_with(_SCAN_STD_RE, source, True)
@@ -388,7 +387,7 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
     if literals:
         if prefixed:
             text = _PREFIX_BEFORE_MARKER_RE.sub("", text)
-        if _LIT + "," in text or _LIT + " ," in text or "values" in text or "array" in text:
+        if _LIT_COMMA in text or _LIT_SPACE_COMMA in text or "values" in text or "array" in text:
             text, literals, starts = _collapse_lists(text, source, literals, starts)
     if quoted:
         pieces = text.split(_QID)
@@ -1203,13 +1202,16 @@ class StatementAnalyzer:
 
     def analyze(self, statement: str) -> tuple[StatementShape, tuple[str, ...]]:
         """(shape, literals). Never raises; literals must not be logged or persisted."""
-        exact = type(statement) is str and len(statement) <= MAX_TEXT_CHARS
+        exact = type(statement) is str
         if exact:
             found = self._texts.get(statement)
             if found is not None:
                 return found
         try:
-            scanned = _scan(_as_text(statement))
+            scanned = _scan(
+                statement if exact and _LIT not in statement and _QID not in statement
+                else _as_text(statement)
+            )
         except Exception:  # defensive: the scanner is total, but this must never raise
             return _Facts(parsed=False).shape(""), ()
         shape = self._shapes.get(scanned[0])
@@ -1218,7 +1220,7 @@ class StatementAnalyzer:
             if len(scanned[4]) <= MAX_PARSE_CHARS:
                 self._remember(scanned[0], shape)
         result = (shape, scanned[1])
-        if exact and self._max_texts:
+        if exact and len(statement) <= MAX_TEXT_CHARS and self._max_texts:
             if len(self._texts) >= self._max_texts:
                 self._texts.clear()
             self._texts[statement] = result
