@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.broker import free_port
 
 EVENTS, ALERTS, DEAD = "db-access", "exfil-alerts", "db-access-dead-letter"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector import counters as C
-from detector.features import FEATURE_NAMES, N_FEATURES, feature_matrix
+from detector.features import FEATURE_NAMES, N_FEATURES
 from detector.pipeline import DetectionPipeline, Scoring
 from detector.rules import BULK_READ, SENSITIVE_EXPORT, RuleSettings
 from detector.training import _flat_peers, peer_baselines

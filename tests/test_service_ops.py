@@ -11,12 +11,11 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import orjson
 import pytest
 
-from streams.broker import TansuBroker, create_topics, free_port
+from streams.broker import create_topics, free_port
 from tests.conftest import ACCOUNTS
 from tests.factories import at, event, normal_day
 from tests.service_harness import (ALERTS, DEAD, EVENTS, ServiceProcess, committed_total, event_record, produce,

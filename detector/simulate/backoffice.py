@@ -102,7 +102,7 @@ def analyst_explore(a: Activity, p: Persona, e: Employee) -> None:
             a.q(LOGISTICS, "SELECT * FROM waybills ORDER BY created_at DESC LIMIT 100", 100, obj=O_WAYBILLS, sens=True)
         else:
             client(a, p, CRM)
-            a.q(CRM, f"SELECT id, name, city, member_level, last_order_at FROM customers WHERE member_level = 5 LIMIT 100",
+            a.q(CRM, "SELECT id, name, city, member_level, last_order_at FROM customers WHERE member_level = 5 LIMIT 100",
                 100, obj=O_CUSTOMERS, sens=True)
     else:
         client(a, p, CRM)
@@ -493,7 +493,7 @@ def developer_staging(a: Activity, p: Persona, e: Employee) -> None:
         a.q(CRM, f"UPDATE staging.test_orders SET status = 'SHIPPED' WHERE id = {d.between(1, 200_000)}", d.between(0, 1),
             "UPDATE", O_TEST_ORDERS)
     elif k == 4:
-        a.q(CRM, f"SELECT count(*), status FROM staging.test_orders GROUP BY status", d.between(4, 7), obj=O_TEST_ORDERS)
+        a.q(CRM, "SELECT count(*), status FROM staging.test_orders GROUP BY status", d.between(4, 7), obj=O_TEST_ORDERS)
     else:
         a.q(CRM, "DELETE FROM staging.test_orders WHERE created_at < now() - interval '30 days'", d.between(0, 3000),
             "DELETE", O_TEST_ORDERS)
@@ -532,7 +532,7 @@ def developer_explain(a: Activity, p: Persona, e: Employee) -> None:
         f"EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM orders WHERE customer_id = {customer_id(d)} ORDER BY created_at DESC LIMIT 20",
         f"EXPLAIN SELECT o.id FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.store_id = {d.between(1, 350)} "
         f"AND o.created_at >= '{a.ago(7)}'",
-        f"EXPLAIN ANALYZE SELECT count(*) FROM tickets WHERE assignee = 'test' AND status = 'open'",
+        "EXPLAIN ANALYZE SELECT count(*) FROM tickets WHERE assignee = 'test' AND status = 'open'",
     )), None, "OTHER")
 
 
