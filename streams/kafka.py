@@ -108,6 +108,19 @@ def make_producer(config: KafkaConfig) -> KafkaProducer:
                          request_timeout_ms=15_000, max_block_ms=15_000, **client_settings(config))
 
 
+def produce_and_wait(producer: KafkaProducer, what: str, records: list[tuple]) -> None:
+    """Send (topic, key, value, headers) records and block until the broker acknowledged all of them."""
+    if not records:
+        return
+    try:
+        futures = [producer.send(topic, key=key, value=value, headers=headers) for topic, key, value, headers in records]
+        producer.flush()
+        for future in futures:
+            future.get(timeout=0)
+    except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
+        raise SinkError(f"{what}: {exc}") from exc
+
+
 class KafkaAlertSink:
     """The alerts topic, keyed by employee; acknowledged when the broker has the records."""
 
@@ -117,16 +130,8 @@ class KafkaAlertSink:
         self._producer, self.topic = producer, topic
 
     def deliver(self, alerts: list[dict]) -> None:
-        if not alerts:
-            return
-        try:
-            futures = [self._producer.send(self.topic, key=a["employee_id"].encode(), value=orjson.dumps(a))
-                       for a in alerts]
-            self._producer.flush()
-            for future in futures:
-                future.get(timeout=0)
-        except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
-            raise SinkError(f"alerts topic {self.topic}: {exc}") from exc
+        produce_and_wait(self._producer, f"alerts topic {self.topic}",
+                         [(self.topic, a["employee_id"].encode(), orjson.dumps(a), None) for a in alerts])
 
     def poll(self) -> None:
         return None
@@ -146,17 +151,9 @@ class DeadLetterTopic:
 
     def send_all(self, rejected: list[tuple]) -> None:
         """Produce (record, reason) pairs and wait for the broker; raise SinkError if any failed."""
-        if not rejected:
-            return
-        try:
-            futures = [self._producer.send(self.topic, key=record.key, value=record.value or b"",
-                                           headers=_dead_letter_headers(record, reason))
-                       for record, reason in rejected]
-            self._producer.flush()
-            for future in futures:
-                future.get(timeout=0)
-        except Exception as exc:
-            raise SinkError(f"dead-letter topic {self.topic}: {exc}") from exc
+        produce_and_wait(self._producer, f"dead-letter topic {self.topic}",
+                         [(self.topic, record.key, record.value or b"", _dead_letter_headers(record, reason))
+                          for record, reason in rejected])
 
 
 def _dead_letter_headers(record, reason: str) -> list[tuple[str, bytes]]:

@@ -49,12 +49,25 @@ def test_saved_model_loads_and_scores_identically(trained):
     assert (out / "MODEL_CARD.md").read_text().startswith("# Model card")
 
 
-def test_tampered_model_file_is_refused(trained, tmp_path: Path):
-    out, _, _ = trained
+def _copy(out: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "m"
     copy.mkdir()
     for f in out.iterdir():
         (copy / f.name).write_bytes(f.read_bytes())
+    return copy
+
+
+def _replace_forest_keeping_manifest_valid(copy: Path, forest_bytes: bytes) -> None:
+    import hashlib
+
+    (copy / "forest.skops").write_bytes(forest_bytes)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["forest.skops"] = hashlib.sha256(forest_bytes).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_tampered_model_file_is_refused(trained, tmp_path: Path):
+    copy = _copy(trained[0], tmp_path)
     (copy / "forest.skops").write_bytes((copy / "forest.skops").read_bytes() + b"\0")
     with pytest.raises(InputError, match="forest.skops does not match its SHA-256"):
         load_bundle(copy)
@@ -62,18 +75,10 @@ def test_tampered_model_file_is_refused(trained, tmp_path: Path):
 
 def test_model_with_types_outside_the_allow_list_is_refused_even_with_a_valid_manifest(trained, tmp_path: Path):
     import functools
-    import hashlib
     import os
 
-    out, _, _ = trained
-    copy = tmp_path / "m"
-    copy.mkdir()
-    for f in out.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
-    (copy / "forest.skops").write_bytes(sio.dumps(functools.partial(os.system, 'true')))
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["forest.skops"] = hashlib.sha256((copy / "forest.skops").read_bytes()).hexdigest()
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    copy = _copy(trained[0], tmp_path)
+    _replace_forest_keeping_manifest_valid(copy, sio.dumps(functools.partial(os.system, 'true')))
     with pytest.raises(InputError, match="outside the allow-list.*posix.system"):
         load_bundle(copy)
 
@@ -84,16 +89,7 @@ def test_missing_model_directory_names_the_file(tmp_path: Path):
 
 
 def test_model_file_holding_something_else_than_a_forest_is_refused(trained, tmp_path: Path):
-    import hashlib
-
-    out, _, _ = trained
-    copy = tmp_path / "m"
-    copy.mkdir()
-    for f in out.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
-    (copy / "forest.skops").write_bytes(sio.dumps({"a": 1}))
-    manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["forest.skops"] = hashlib.sha256((copy / "forest.skops").read_bytes()).hexdigest()
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    copy = _copy(trained[0], tmp_path)
+    _replace_forest_keeping_manifest_valid(copy, sio.dumps({"a": 1}))
     with pytest.raises(InputError, match="not an isolation forest"):
         load_bundle(copy)
