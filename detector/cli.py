@@ -37,9 +37,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A bad flag ends with one line naming it (and status 2), not a usage dump."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="exfil-detector", description="Detect insider data exfiltration from database access events.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _OneLineParser(prog="exfil-detector", description="Detect insider data exfiltration from database access events.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_OneLineParser)
     for name, (setup, handler, summary) in _COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
         setup(sub)
