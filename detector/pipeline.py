@@ -74,6 +74,7 @@ class DetectionPipeline:
         self._max_pending = max_pending
         self._pending: list[Snapshot] = []
         self.changed: set[str] = set()          # state keys changed since the last `drain_changes`
+        self.failures: list[tuple[int, str]] = []   # (index in its batch, reason) of events that raised
         self._dirty: dict[int, dict[str, EmployeeState]] = {}   # per stream (Kafka partition)
         self._watermark: dict[int, int] = {}                       # per stream: latest tick seen
 
@@ -98,20 +99,23 @@ class DetectionPipeline:
             if tick > watermark:
                 self._close_ticks(dirty)
                 watermark = tick
-            employee = resolve(event.employee_id, event.db_user)
-            state = self._state_for(employee, event)
-            local = local_time(event.ts_ms)
-            closed = state.advance(event.ts_ms, local)
-            if closed is not None:
-                self._pending.append(closed)
-            profile, literals = profile_of(event)
-            state.observe(event, local, profile, literals)
-            state.partition = stream
-            dirty[state.key] = state
-            if may_fire(event, profile, self.rules):
-                alert = self._check_rules(event, profile, employee, state)
-                if alert is not None:
-                    alerts.append(alert)
+            try:
+                employee = resolve(event.employee_id, event.db_user)
+                state = self._state_for(employee, event)
+                local = local_time(event.ts_ms)
+                closed = state.advance(event.ts_ms, local)
+                if closed is not None:
+                    self._pending.append(closed)
+                profile, literals = profile_of(event)
+                state.observe(event, local, profile, literals)
+                state.partition = stream
+                dirty[state.key] = state
+                if may_fire(event, profile, self.rules):
+                    alert = self._check_rules(event, profile, employee, state)
+                    if alert is not None:
+                        alerts.append(alert)
+            except Exception as exc:  # a bug must not stop the stream: the event is reported, not lost
+                self.failures.append((count - 1, f"internal error while scoring this event ({type(exc).__name__})"))
             if len(self._pending) >= self._max_pending:
                 alerts.extend(self._score_pending())
         self.stats.events += count

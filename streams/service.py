@@ -149,7 +149,7 @@ class DetectorService:
         newest = 0
         for partition in sorted(batches):
             records = batches[partition]
-            events = []
+            events, event_records = [], []
             for record in records:
                 result = decode_event(record.value or b"")
                 if isinstance(result, Rejection):
@@ -157,9 +157,11 @@ class DetectorService:
                     self.metrics.events_rejected.labels(rejection_kind(result.reason)).inc()
                 else:
                     events.append(result)
+                    event_records.append(record)
                     newest = max(newest, result.ts_ms)
             unresolved_before = self.pipeline.stats.unresolved_events
             alerts.extend(self.pipeline.process(events, stream=partition, score=False))
+            rejected.extend(self._failed_records(event_records))
             self.metrics.events_unresolved.inc(self.pipeline.stats.unresolved_events - unresolved_before)
             self.metrics.events_consumed.inc(len(records))
             next_offsets[partition] = records[-1].offset + 1
@@ -168,6 +170,14 @@ class DetectorService:
         if newest:
             self.metrics.newest_event_timestamp.set(newest / 1000)
         return alerts, rejected, next_offsets
+
+    def _failed_records(self, event_records: list) -> list[tuple]:
+        """Events the pipeline could not process go to the dead-letter topic, with the reason."""
+        failures, self.pipeline.failures = self.pipeline.failures, []
+        if failures:
+            self.metrics.events_rejected.labels("other").inc(len(failures))
+            log.error("%d events failed inside the pipeline; sent to the dead-letter topic", len(failures))
+        return [(event_records[i], reason) for i, reason in failures]
 
     def _make_durable(self, alerts: list[dict], rejected: list[tuple], next_offsets: dict[int, int]) -> None:
         """Deliver, checkpoint, commit: retried with backoff until done (or stop requested long enough)."""

@@ -138,3 +138,20 @@ def test_features_are_zero_within_usual_range_and_grow_with_excess():
     seq = FEATURE_NAMES.index("sequential_lookups")
     assert rows[0, seq] == 0.0
     assert rows[-1, seq] > 5.0          # ~300 sequential lookups vs a usual 0: log(300)/log(2) spreads
+
+
+def test_an_event_that_breaks_the_pipeline_is_reported_and_the_rest_processed(monkeypatch):
+    pipeline = _pipeline()
+    events = normal_day(1, lookups=5)
+    original = pipeline.profiler.profile
+
+    def flaky(event):
+        if event is events[2]:
+            raise RuntimeError("boom")
+        return original(event)
+
+    monkeypatch.setattr(pipeline.profiler, "profile", flaky)
+    _run(pipeline, events)
+    assert [index for index, _ in pipeline.failures] == [2]
+    assert "RuntimeError" in pipeline.failures[0][1]
+    assert pipeline.states["E001"].day_counts[C.STATEMENTS] == 4
