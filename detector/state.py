@@ -58,8 +58,9 @@ class EmployeeState:
         "key", "employee_id", "day", "day_counts", "day_hour_max", "tick", "buckets", "hour_counts",
         "history", "baseline", "week_prior", "seen_sources", "seen_relations", "seen_columns",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns",
-        "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition",
+        "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition", "rare_hours",
     )
+    _DERIVED = ("baseline", "rare_hours")      # recomputed from history, not persisted
 
     def __init__(self, key: str, employee_id: str) -> None:
         self.key = key
@@ -87,6 +88,7 @@ class EmployeeState:
         self.dirty = False
         self.last_ts_ms = 0
         self.partition = 0          # the stream (Kafka partition) this person's events arrive on
+        self.rare_hours: frozenset[int] = frozenset()
 
     # -- time ---------------------------------------------------------------
 
@@ -139,8 +141,11 @@ class EmployeeState:
         recent = [entry for entry in self.history if entry[0] > self.day - 7]
         self.week_prior = np.sum([e[1] for e in recent], axis=0).tolist() if recent else C.zeros()
         if len(self.history) < MIN_OWN_DAYS:
-            self.baseline = None
+            self.baseline, self.rare_hours = None, frozenset()
             return
+        total = sum(self.hour_histogram)
+        self.rare_hours = frozenset(h for h, n in enumerate(self.hour_histogram)
+                                    if n < RARE_HOUR_SHARE * total) if total >= RARE_HOUR_MIN_HISTORY else frozenset()
         days = [entry[0] for entry in self.history]
         self.baseline = baseline_from_days(days, np.array([e[1] for e in self.history]),
                                            np.array([e[2] for e in self.history]))
@@ -166,7 +171,7 @@ class EmployeeState:
             deltas.append((C.ROWS, float(event.rows)))
         if not local.working:
             deltas.append((C.OFF_HOURS, 1.0))
-        if self._is_rare_hour(local.hour):
+        if local.hour in self.rare_hours:
             deltas.append((C.RARE_HOUR, 1.0))
         new_source = self._note_sources(event, deltas)
         self._note_relations(profile, deltas)
@@ -268,21 +273,16 @@ class EmployeeState:
             hour[i] += value
             bucket[i] += value
 
-    def _is_rare_hour(self, hour: int) -> bool:
-        histogram = self.hour_histogram
-        total = sum(histogram) if self.baseline is not None else 0
-        return total >= RARE_HOUR_MIN_HISTORY and histogram[hour] < RARE_HOUR_SHARE * total
-
     # -- persistence --------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {name: _plain(getattr(self, name)) for name in self.__slots__ if name != "baseline"}
+        return {name: _plain(getattr(self, name)) for name in self.__slots__ if name not in self._DERIVED}
 
     @classmethod
     def from_dict(cls, data: dict) -> "EmployeeState":
         state = cls(data["key"], data["employee_id"])
         for name in cls.__slots__:
-            if name in data and name != "baseline":
+            if name in data and name not in cls._DERIVED:
                 setattr(state, name, _restore(name, data[name]))
         if state.day >= 0:
             state._refresh_baseline()

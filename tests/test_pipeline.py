@@ -155,3 +155,12 @@ def test_an_event_that_breaks_the_pipeline_is_reported_and_the_rest_processed(mo
     assert [index for index, _ in pipeline.failures] == [2]
     assert "RuntimeError" in pipeline.failures[0][1]
     assert pipeline.states["E001"].day_counts[C.STATEMENTS] == 4
+
+
+def test_hours_a_person_rarely_works_are_counted_once_history_exists():
+    pipeline = _pipeline()
+    days = [e for d in range(1, 11) if d not in (5, 6) for e in normal_day(d)]
+    _run(pipeline, days + [lookup(at(11, 3, m), 9100 + m * 17) for m in range(4)] + normal_day(11)[:3])
+    day = pipeline.states["E001"].day_counts
+    assert day[C.RARE_HOUR] == 4
+    assert day[C.STATEMENTS] == 7
