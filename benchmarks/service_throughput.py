@@ -25,7 +25,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.broker import TansuBroker, create_topics, free_port
-from streams.config import load_config
+from streams.config import local_config
 from streams.service import DetectorService
 
 TOPIC, ALERTS = "db-access", "exfil-alerts"
@@ -83,28 +83,9 @@ def _bare_consumer(bootstrap: str, expected: int) -> float:
 
 
 def _service_run(root: Path, bootstrap: str, args, expected: int):
-    w = args.workload
-    (root / "svc.toml").write_text(f"""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "bench"
-session_timeout_ms = 2000
-heartbeat_interval_ms = 600
-max_poll_records = 5000
-[model]
-path = "{args.model}"
-watch_interval_s = 0
-[inputs]
-directory = "{w / 'directory.csv'}"
-catalog = "{w / 'catalog.yaml'}"
-calendar = "{w / 'calendar.yaml'}"
-[state]
-path = "{root / 'state'}"
-[metrics]
-port = {free_port()}
-host = "127.0.0.1"
-""")
-    service = DetectorService(load_config(root / "svc.toml", environ={}))
+    config = local_config(bootstrap, args.model, args.workload, root / "state", free_port())
+    config.kafka.group_id, config.kafka.max_poll_records, config.model.watch_interval_s = "bench", 5000, 0
+    service = DetectorService(config)
     threading.Thread(target=service.run, daemon=True).start()
     started = None
     while True:

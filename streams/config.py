@@ -245,3 +245,20 @@ def _validate(config: Config) -> None:
         url = getattr(config.sinks, key).url
         if url and not url.startswith(("http://", "https://")):
             raise ConfigError(f"config key sinks.{key}.url: {url!r} is not an http(s) URL")
+
+
+def local_config(bootstrap: str, model: Path, inputs: Path, state: Path, metrics_port: int) -> Config:
+    """A configuration for a broker on this machine (the demo, benchmarks): short group timeouts,
+    metrics on loopback, the directory, catalog and calendar files of `inputs`."""
+    config = Config()
+    config.kafka.bootstrap_servers = bootstrap
+    config.kafka.session_timeout_ms, config.kafka.heartbeat_interval_ms = 2000, 600
+    config.kafka.poll_timeout_ms = 200
+    config.model.path = str(model)
+    config.inputs.directory = str(inputs / "directory.csv")
+    config.inputs.catalog = str(inputs / "catalog.yaml")
+    config.inputs.calendar = str(inputs / "calendar.yaml")
+    config.state.path = str(state)
+    config.metrics.port, config.metrics.host = metrics_port, "127.0.0.1"
+    _validate(config)
+    return config

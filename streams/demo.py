@@ -101,32 +101,12 @@ def _prepare(root: Path, settings: DemoSettings, say):
 
 
 def _start_service(root: Path, bootstrap: str, port: int):
-    from streams.config import load_config
+    from streams.config import local_config
     from streams.service import DetectorService
 
-    w = root / "workload"
-    config_path = root / "detector.toml"
-    config_path.write_text(f"""
-[kafka]
-bootstrap_servers = "{bootstrap}"
-session_timeout_ms = 2000
-heartbeat_interval_ms = 600
-poll_timeout_ms = 200
-[model]
-path = "{root / 'models' / 'current'}"
-[inputs]
-directory = "{w / 'directory.csv'}"
-catalog = "{w / 'catalog.yaml'}"
-calendar = "{w / 'calendar.yaml'}"
-[state]
-path = "{root / 'state'}"
-[metrics]
-port = {port}
-host = "127.0.0.1"
-[sinks.jsonl]
-path = "{root / 'alerts.jsonl'}"
-""")
-    service = DetectorService(load_config(config_path, environ={}))
+    config = local_config(bootstrap, root / "models" / "current", root / "workload", root / "state", port)
+    config.sinks.jsonl.path = str(root / "alerts.jsonl")
+    service = DetectorService(config)
     thread = threading.Thread(target=service.run, name="service", daemon=True)
     thread.start()
     return service, thread
