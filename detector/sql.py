@@ -7,8 +7,16 @@ statement *did* (action, relations, columns, whether it reads whole relations, e
 pages through them or enumerates keys) and needs a stable name for its *shape* (the
 fingerprint) to count and report it. Parsing SQL is slow (sqlglot: ~0.1-1 ms), but real
 workloads repeat a small number of shapes with different literal values, so the analysis is
-done once per shape and cached under the fingerprint: the hot path is one regex pass plus a
-dict look-up.
+done once per shape and cached under the fingerprint: the hot path is one regex split (C),
+one Python look at each literal or comment found, and a dict look-up. A statement without
+literals (bind parameters, BEGIN/COMMIT) is also remembered by its exact text and then costs
+one dict look-up. ``benchmarks/sql_fingerprint.py`` measures the cached path.
+
+A shape depends on the fingerprint only: sqlglot parses the statement with every literal
+replaced by a neutral stand-in of the same length ('' or 0) and comments blanked, so it never
+sees a literal's value, and which statement of a shape happened to be seen first does not
+matter. Shapes are cached under the fingerprint with the fingerprinter's own '?' told apart
+from '?' placeholders that were already in the statement (literal indexes differ).
 
 What it must never do
 ---------------------
@@ -16,6 +24,8 @@ What it must never do
   ``literals`` tuple returned next to a fingerprint. Fingerprints, ``StatementShape`` fields
   and everything derived from them are literal-free; callers must not log or persist
   ``literals`` (they exist only to read key values and OFFSETs in memory).
+  No cache keeps a literal value either. When the scanner is unsure whether text is a literal
+  (a backslash before a quote means different things to MySQL and PostgreSQL), it hides it.
 * Never raise on any input: text that sqlglot cannot parse falls back to a regex-based best
   effort (``StatementShape.parsed`` is then ``False``).
 * Never log per statement (sqlglot's own warnings are silenced) and never compile a regex on
@@ -55,7 +65,7 @@ MAX_PARSE_CHARS = 64 * 1024
 and their shapes are not cached (they would make the cache's memory unbounded)."""
 
 MAX_TEXT_CHARS = 4096
-"""Only statements up to this long are remembered by their exact text (see StatementAnalyzer)."""
+"""Only literal-free statements up to this long are remembered by their exact text."""
 
 # Markers in the working text of the fingerprinter (never in its output).
 _LIT = "\x00"  # a literal, later rendered as '?'
@@ -70,9 +80,10 @@ _LIT_COMMA, _LIT_SPACE_COMMA = _LIT + ",", _LIT + " ,"  # a list of literals may
 # and quoted identifiers. Every alternative starts with the one character that can begin it,
 # so the regex engine (in C) jumps from candidate character to candidate character and, at
 # each, tries only the alternatives for that character (sre skips an alternative whose first
-# character differs without running its look-behinds). Digits inside identifiers (t1,
-# seq_1_to_200) never match. Numbers are the only alternatives without a named group: a match
-# with no group (``m.lastindex is None``) is a number.
+# character differs without running its look-behinds); that first character also tells the
+# caller what the token is (_KIND_BY_LEAD). '.' is not a candidate: it is mostly in
+# t.column, and '.5' is found at its digit. Digits inside identifiers (t1, seq_1_to_200)
+# never match.
 #
 # Whether a backslash escapes a quote depends on the server: MySQL/MariaDB say yes, standard
 # SQL (PostgreSQL's '...') says no, and only E'...' has escapes there. The main scan reads
@@ -90,7 +101,7 @@ _DECIMAL_REST = r"[\d_]*(?:\.\d*)?" + _NUMBER_TAIL
 _NUMBERS = "\n      | ".join(
     [r"0(?:" + _NUMBER_START + r"(?:(?:[xX][0-9A-Fa-f]+|[bB][01]+)(?![\w$])|" + _DECIMAL_REST
      + ")|" + _AFTER_DOT + ")"]
-    + [digit + "(?:" + _NUMBER_START + _DECIMAL_REST + "|" + _AFTER_DOT + ")" for digit in "123456789"]
+    + [d + "(?:" + _NUMBER_START + _DECIMAL_REST + "|" + _AFTER_DOT + ")" for d in "123456789"]
 )
 
 
@@ -254,6 +265,8 @@ def _glued_word(source: str, end: int) -> bool:
         return False
     word = _WORD_RE.match(source, end)
     return word is None or word[0].lower() not in _GLUE_WORDS
+
+
 # A prefix letter left in the working text right before a string's marker (see _scan).
 _PREFIX_BEFORE_MARKER_RE = re.compile(
     r"(?<![\w$])(?:[eEbBxXnN]|[uU]&|_[A-Za-z0-9]{1,30})(?=\x00)"
@@ -275,7 +288,7 @@ def _fingerprint_text(key: str) -> str:
 
 
 def _scan(source: str) -> _Scanned:
-    """The hot path: one regex pass (C) with a small callback per literal, comment or quote.
+    """The hot path: one regex split (C), then one look at each token found.
 
     A statement with a backslash right before a quote is read the MySQL way first; if that
     leaves a string glued to a word (``'C:\\' AND name = 'O''Brien'`` read the MySQL way ends
@@ -306,26 +319,24 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
     prefixed = misread = False
     if last:
         out: list[str] = []
-        pos = 0  # where parts[i] starts in source
-        i = 0
-        while True:
+        add_text, add_literal, add_start = out.append, literals.append, starts.append
+        pos = 0  # where the current text part starts in source
+        for i in range(0, last, _STRIDE):
             piece = parts[i]
-            out.append(piece)
+            add_text(piece)
             pos += len(piece)
-            if i == last:
-                break
             token = parts[i + 1]
             end = pos + len(token)
             kind = _KIND_BY_LEAD[token[0]]
             if kind == _NUMBER:
-                if pos and source[pos - 1] == ".":  # '.5': the '.' ends the text before it
+                if piece[-1:] == ".":  # '.5': the '.' ends the text part before it
                     out[-1] = piece[:-1]
-                    literals.append("." + token)
-                    starts.append(pos - 1)
+                    add_literal("." + token)
+                    add_start(pos - 1)
                 else:
-                    literals.append(token)
-                    starts.append(pos)
-                out.append(_LIT)
+                    add_literal(token)
+                    add_start(pos)
+                add_text(_LIT)
             elif kind == _STRING:
                 start = pos
                 if pos and source[pos - 1] in _PREFIX_TAIL_CHARS:
@@ -336,53 +347,53 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
                         misread = True  # brien'...: a string cannot follow a word
                 if check and (parts[i + _G_STRING_END] is None or _glued_word(source, end)):
                     misread = True  # unterminated, or '..'brien
-                literals.append(source[start:end] if start != pos else token)
-                starts.append(start)
-                out.append(_LIT)
+                add_literal(source[start:end] if start != pos else token)
+                add_start(start)
+                add_text(_LIT)
             elif kind == _IN_LIST:
                 items = parts[i + _G_IN_LIST]  # the token starts with the '('
                 stripped = items.lstrip()
-                literals.append(stripped.rstrip())
-                starts.append(end - len(stripped))
-                out.append("(" + _LIT)
+                add_literal(stripped.rstrip())
+                add_start(end - len(stripped))
+                add_text("(" + _LIT)
             elif kind == _DOLLAR:
-                literals.append(token)
-                starts.append(pos)
-                out.append(_LIT)
+                add_literal(token)
+                add_start(pos)
+                add_text(_LIT)
             elif kind == _COMMENT or (kind == _MINUS and parts[i + _G_LINE_COMMENT] is not None):
                 comments.append((pos, end))
-                out.append(" ")
+                add_text(" ")
             elif kind == _MINUS:
                 digits = parts[i + _G_NEGATIVE].lstrip()
                 if _minus_is_sign(source, pos):  # '-5' after an operator or keyword
-                    literals.append(token)
-                    starts.append(pos)
-                    out.append(_LIT)
+                    add_literal(token)
+                    add_start(pos)
+                    add_text(_LIT)
                 else:  # 'x - 5': the '-' is an operator
-                    literals.append(digits)
-                    starts.append(end - len(digits))
-                    out.append(token[: len(token) - len(digits)] + _LIT)
+                    add_literal(digits)
+                    add_start(end - len(digits))
+                    add_text(token[: len(token) - len(digits)] + _LIT)
             elif parts[i + _G_DQ_PLAIN] is not None:
-                out.append(token)
+                add_text(token)
             elif kind == _BTICK or (
                 "`" not in source and _is_quoted_identifier(source, pos, end)
             ):
                 if token.islower() or token.lower() == token:
-                    out.append(token)  # lower-casing the text will not change it
+                    add_text(token)  # lower-casing the text will not change it
                 else:
                     quoted.append(token)
-                    out.append(_QID)
+                    add_text(_QID)
             else:  # a "..." string (MySQL)
-                literals.append(token)
-                starts.append(pos)
-                out.append(_LIT)
+                add_literal(token)
+                add_start(pos)
+                add_text(_LIT)
             pos = end
-            i += _STRIDE
+        add_text(parts[last])
         text = "".join(out).strip()
     else:
         text = source.strip()
     if "  " in text or "\n" in text or "\t" in text or "\r" in text:
-        text = " ".join(text.split())
+        text = _collapse_whitespace(text)
     text = text.lower().rstrip("; ")
     if literals:
         if prefixed:
@@ -397,6 +408,14 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
             joined.append(piece)
         text = "".join(joined)
     return (text, tuple(literals), starts, comments, source), misread
+
+
+def _collapse_whitespace(text: str) -> str:
+    """Runs of spaces, tabs and line breaks as one space (str.replace: cheaper than split)."""
+    text = text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text
 
 
 def _hide_from_first_string(scanned: _Scanned) -> _Scanned:
@@ -482,10 +501,10 @@ def fingerprint(statement: str) -> tuple[str, tuple[str, ...]]:
     """Return (fingerprint_text, literals).
 
     fingerprint_text is the statement with every literal replaced by '?', comments removed,
-    whitespace collapsed, lower-cased outside quoted identifiers, IN (...) / ARRAY[...] lists
-    of literals collapsed to 'in (?)' / 'array[?]', VALUES lists of literal tuples collapsed
-    to 'values (?)', and trailing ';' removed. Two statements that differ only in literal
-    values or list lengths get the same text.
+    runs of spaces, tabs and line breaks collapsed to one space, lower-cased outside quoted
+    identifiers, IN (...) / ARRAY[...] lists of literals collapsed to 'in (?)' / 'array[?]',
+    VALUES lists of literal tuples collapsed to 'values (?)', and trailing ';' removed. Two
+    statements that differ only in literal values or list lengths get the same text.
 
     Each '?' the fingerprinter produced corresponds to exactly one entry of ``literals``, in
     order; a collapsed list is one entry holding the raw list text (IN: the text between the
@@ -1174,18 +1193,18 @@ def _analyse(fp: _Fingerprinted) -> StatementShape:
 
 
 class StatementAnalyzer:
-    """Caches StatementShape by fingerprint, and recent results by exact statement text.
+    """Caches StatementShape by fingerprint, and literal-free statements by their exact text.
 
     Two bounded caches:
 
     * shapes, by fingerprint (with bind placeholders told apart from literals): when
       ``max_shapes`` is reached the oldest tenth is dropped (FIFO), so a burst of new shapes
       never makes every hot shape re-parse at once;
-    * (shape, literals) by the exact text of statements up to ``MAX_TEXT_CHARS`` long, so a
-      statement that repeats verbatim (bind-parameter statements, BEGIN/COMMIT, a report
-      re-run) skips even the scan. Emptied when ``max_texts`` is reached. It holds statement
-      texts, literals included, in memory only, like the events being processed; it is never
-      logged or persisted. ``max_texts=0`` turns it off.
+    * the shape by the exact text of statements that have no literal at all (bind-parameter
+      statements, BEGIN/COMMIT/SET ...), up to ``MAX_TEXT_CHARS`` long: those repeat verbatim
+      and skip even the scan. Statements with literals are not kept - they rarely repeat
+      verbatim, and this way no cache ever holds a literal value. Emptied when ``max_texts``
+      is reached; ``max_texts=0`` turns it off.
     """
 
     __slots__ = ("_shapes", "_max_shapes", "_texts", "_max_texts")
@@ -1197,7 +1216,7 @@ class StatementAnalyzer:
             raise ValueError(f"max_texts must be a non-negative integer, got {max_texts!r}")
         self._shapes: dict[str, StatementShape] = {}
         self._max_shapes = max_shapes
-        self._texts: dict[str, tuple[StatementShape, tuple[str, ...]]] = {}
+        self._texts: dict[str, tuple[StatementShape, tuple[str, ...]]] = {}  # literal-free
         self._max_texts = max_texts
 
     def analyze(self, statement: str) -> tuple[StatementShape, tuple[str, ...]]:
@@ -1219,12 +1238,12 @@ class StatementAnalyzer:
             shape = _analyse(_Fingerprinted.of(scanned))
             if len(scanned[4]) <= MAX_PARSE_CHARS:
                 self._remember(scanned[0], shape)
-        result = (shape, scanned[1])
-        if exact and len(statement) <= MAX_TEXT_CHARS and self._max_texts:
+        literals = scanned[1]
+        if not literals and exact and len(statement) <= MAX_TEXT_CHARS and self._max_texts:
             if len(self._texts) >= self._max_texts:
                 self._texts.clear()
-            self._texts[statement] = result
-        return result
+            self._texts[statement] = (shape, literals)
+        return shape, literals
 
     def _remember(self, key: str, shape: StatementShape) -> None:
         if len(self._shapes) >= self._max_shapes:
