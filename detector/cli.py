@@ -223,9 +223,13 @@ def _setup_demo(p: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import logging
+
     from streams.demo import DemoSettings, run_demo
 
     configure_logging("WARNING")
+    # the demo stops its own broker: kafka-python's connection errors while it goes are expected noise
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     return run_demo(DemoSettings(duration_s=args.duration, metrics_port=args.metrics_port,
                                  employees=args.employees, speed=args.speed))
 
