@@ -39,9 +39,9 @@ import hashlib
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Callable
 
 import sqlglot
 from sqlglot import exp
@@ -113,20 +113,20 @@ def _scan_pattern(string_body: str, list_string_body: str) -> re.Pattern[str]:
     simple_list = r"(?:\d++(?:\s*+,\s*+\d++)*+|'[^'\\]*+'(?:\s*+,\s*+'[^'\\]*+')*+)\s*+(?=\))"
     return re.compile(
         r"""(?P<token>
-        -(?:(?P<line_comment>-[^\n]*)
-           |(?P<negative>\s*(?:\d[\d_]*(?:\.\d*)?|\.\d+)""" + _NUMBER_TAIL + r"""))
-      | /(?P<block_comment>\*[\s\S]*?(?:\*/|\Z))
-      | \#(?<![^\s]\#)(?P<hash_comment>(?![>\-])[^\n]*)   # MySQL; not PostgreSQL #> #-
-      | '(?P<string>""" + string_body + r"""(?:(?P<string_end>')|\\?\Z))  # or unterminated
-      | \$(?P<dollar>(?P<tag>(?:[A-Za-z_][A-Za-z0-9_]*)?)\$[\s\S]*?(?:\$(?P=tag)\$|\Z))
+        -(?:-[^\n]*                                        # a comment, or a negative number
+           |\s*(?:\d[\d_]*(?:\.\d*)?|\.\d+)""" + _NUMBER_TAIL + r""")
+      | /\*[\s\S]*?(?:\*/|\Z)
+      | \#(?<![^\s]\#)(?![>\-])[^\n]*                    # MySQL; not PostgreSQL #> #-
+      | '""" + string_body + r"""(?:(?P<string_end>')|\\?\Z)  # or unterminated
+      | \$(?P<tag>(?:[A-Za-z_][A-Za-z0-9_]*)?)\$[\s\S]*?(?:\$(?P=tag)\$|\Z)
         # "t"."c": lower-case and next to a dot, an identifier in every dialect
       | "(?:(?<=\.")|(?=[a-z_][a-z0-9_$]{0,62}"\.))(?P<dq_plain>[a-z_][a-z0-9_$]{0,62}")
-      | "(?P<dquote>""" + _DQ_BODY + r"""(?:"|\\?\Z))
-      | `(?P<btick>[^`]*(?:``[^`]*)*(?:`|\Z))
+      | \"""" + _DQ_BODY + r"""(?:"|\\?\Z)
+      | `[^`]*(?:``[^`]*)*(?:`|\Z)
         # IN (1, 2, 3) / IN ('a', 'b'): the whole list is one literal
       | \((?:(?<=[iI][nN]\()(?<![\w$]\w\w\()|(?<=[iI][nN]\ \()(?<![\w$]\w\w\ \())
-        (?P<in_list>\s*(?:""" + simple_list + r"""
-                         |""" + list_item + r"""(?:\s*,\s*""" + list_item + r""")*\s*(?=\))))
+        \s*(?:""" + simple_list + r"""
+           |""" + list_item + r"""(?:\s*,\s*""" + list_item + r""")*\s*(?=\)))
       | """ + _NUMBERS + r"""
         )""",
         re.VERBOSE,
@@ -237,12 +237,11 @@ def _string_prefix(source: str, quote_at: int) -> int:
     return m.start() if m else quote_at
 
 
-# _SCAN_RE.split(source) gives [text, token, <one entry per named group>..., text, ...]: the
-# entries of the match that follows text parts[i] are parts[i + group index].
+# _SCAN_RE.split(source) gives [text, token, <one entry per group>..., text, ...]: the entries
+# of the match that follows text parts[i] are parts[i + group index]. Few groups: each costs.
 _G = _SCAN_RE.groupindex
 _STRIDE = _SCAN_RE.groups + 1
-_G_STRING, _G_STRING_END, _G_NEGATIVE = _G["string"], _G["string_end"], _G["negative"]
-_G_LINE_COMMENT, _G_DQ_PLAIN, _G_IN_LIST = _G["line_comment"], _G["dq_plain"], _G["in_list"]
+_G_STRING_END, _G_DQ_PLAIN = _G["string_end"], _G["dq_plain"]
 # What a token is, by its first character (each alternative of _SCAN_RE has its own).
 _NUMBER, _STRING, _IN_LIST, _MINUS, _COMMENT, _DOLLAR, _DQUOTE, _BTICK = range(8)
 _KIND_BY_LEAD = {c: _NUMBER for c in "0123456789"} | {
@@ -351,8 +350,7 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
                 add_start(start)
                 add_text(_LIT)
             elif kind == _IN_LIST:
-                items = parts[i + _G_IN_LIST]  # the token starts with the '('
-                stripped = items.lstrip()
+                stripped = token[1:].lstrip()  # the token is '(' and the items
                 add_literal(stripped.rstrip())
                 add_start(end - len(stripped))
                 add_text("(" + _LIT)
@@ -360,11 +358,11 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
                 add_literal(token)
                 add_start(pos)
                 add_text(_LIT)
-            elif kind == _COMMENT or (kind == _MINUS and parts[i + _G_LINE_COMMENT] is not None):
+            elif kind == _COMMENT or (kind == _MINUS and token[1:2] == "-"):
                 comments.append((pos, end))
                 add_text(" ")
             elif kind == _MINUS:
-                digits = parts[i + _G_NEGATIVE].lstrip()
+                digits = token[1:].lstrip()
                 if _minus_is_sign(source, pos):  # '-5' after an operator or keyword
                     add_literal(token)
                     add_start(pos)
@@ -1207,7 +1205,7 @@ class StatementAnalyzer:
       is reached; ``max_texts=0`` turns it off.
     """
 
-    __slots__ = ("_shapes", "_max_shapes", "_texts", "_max_texts")
+    __slots__ = ("_max_shapes", "_max_texts", "_shapes", "_texts")
 
     def __init__(self, max_shapes: int = 200_000, max_texts: int = 4096) -> None:
         if not isinstance(max_shapes, int) or max_shapes < 1:

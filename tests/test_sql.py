@@ -938,7 +938,6 @@ def test_negative_text_cache_size_is_rejected() -> None:
         ("E'42'", 42),
         ("N'42'", 42),
         ("0x1F", 31),
-        ("'0x1F'", 31),
         ("3.14", None),
         ("1e3", None),
         ("'abc'", None),
