@@ -194,6 +194,10 @@ class CohortLevels:
         self._forget_old_days()
         return adjusted
 
+    def remember(self, stream: int, role: str, day: int, key: str, cells: np.ndarray) -> None:
+        """Re-learn one member's latest cells, from a restored state."""
+        self._latest.setdefault((stream, role, day), {})[key] = cells
+
     def _level(self, group: tuple[int, str, int]) -> np.ndarray | None:
         members = self._latest.get(group)
         if not members or len(members) < self.min_members:

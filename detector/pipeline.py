@@ -67,6 +67,7 @@ class DetectionPipeline:
         self.alert_book = AlertBook(scoring.version)
         self.cohorts = CohortLevels()
         self.states: dict[str, EmployeeState] = {}
+        self.seeds: dict[str, EmployeeState] = {}       # baselines from training, copied on first use
         self.stats = PipelineStats()
         self.collected_rows: list[np.ndarray] = []      # feature rows, when collecting for training
         self.collected_days: list[str] = []              # employee-day of each collected row
@@ -144,13 +145,43 @@ class DetectionPipeline:
         self.changed, self.alert_book.changed = set(), set()
         return states, incidents
 
-    def restore(self, states: dict[str, EmployeeState], incidents: dict | None = None) -> None:
-        """Adopt saved states (and open incidents); open ticks rejoin their stream's dirty set."""
+    def restore(self, states: dict[str, EmployeeState], incidents: dict | None = None,
+                watermarks: dict[int, int] | None = None) -> None:
+        """Adopt saved states, open incidents and stream watermarks: the pipeline then continues
+        exactly as the one that saved them would have (open ticks, role cohorts included)."""
         self.states.update(states)
         for state in states.values():
             if state.dirty:
                 self._dirty.setdefault(state.partition, {})[state.key] = state
+            role = self._cohort_role_of(state)
+            if state.cohort_cells is not None and role is not None:
+                day, cells = state.cohort_cells
+                self.cohorts.remember(state.partition, role, day, state.key, np.asarray(cells))
         self.alert_book.open.update(incidents or {})
+        self._watermark.update(watermarks or {})
+
+    def watermark(self, stream: int) -> int | None:
+        """The latest 5-minute tick seen on a stream (saved with its checkpoint)."""
+        return self._watermark.get(stream)
+
+    def seed(self, states: dict[str, EmployeeState]) -> None:
+        """Training-period states to start people from when no saved state of theirs is restored.
+
+        Kept apart from `states` so that dropping a partition never loses a person's seed."""
+        self.seeds.update(states)
+
+    def drop_partitions(self, partitions: set[int]) -> int:
+        """Forget the people of partitions this instance no longer owns; return how many."""
+        gone = [key for key, state in self.states.items() if state.partition in partitions]
+        for key in gone:
+            del self.states[key]
+            self.alert_book.open.pop(key, None)
+        self.changed.difference_update(gone)
+        self.alert_book.changed.difference_update(gone)
+        for partition in partitions:
+            self._dirty.pop(partition, None)
+            self._watermark.pop(partition, None)
+        return len(gone)
 
     def use_scoring(self, scoring: Scoring) -> None:
         """Switch to another model; people's histories carry on."""
@@ -166,7 +197,10 @@ class DetectionPipeline:
             self.stats.unresolved_accounts.add(event.db_user)
         state = self.states.get(key)
         if state is None:
-            state = self.states[key] = EmployeeState(key, employee.employee_id if employee else key[len(UNRESOLVED_PREFIX):])
+            seed = self.seeds.get(key)
+            state = EmployeeState.from_dict(seed.to_dict()) if seed is not None else \
+                EmployeeState(key, employee.employee_id if employee else key[len(UNRESOLVED_PREFIX):])
+            self.states[key] = state
         return state
 
     def _close_ticks(self, dirty: dict[str, EmployeeState]) -> None:
@@ -203,7 +237,12 @@ class DetectionPipeline:
         anomaly = self.scoring.anomaly
         if anomaly is None and not self._collect:
             return []
-        cells = self.cohorts.adjust(pending, [self._cohort_role(s) for s in pending], excess_cells(pending, references))
+        roles = [self._cohort_role(s) for s in pending]
+        raw_cells = excess_cells(pending, references)
+        cells = self.cohorts.adjust(pending, roles, raw_cells)
+        for snapshot, role, row in zip(pending, roles, raw_cells):
+            if role is not None:     # saved with the state, so a restored partition re-learns its cohorts
+                self.states[snapshot.key].cohort_cells = (snapshot.day, row.tolist())
         matrix = feature_matrix(pending, references, cells)
         if self._collect:
             self.collected_rows.append(matrix.astype(np.float32))
@@ -221,7 +260,10 @@ class DetectionPipeline:
         return alerts
 
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
-        employee = self.refs.directory.employees.get(self.states[snapshot.key].employee_id)
+        return self._cohort_role_of(self.states[snapshot.key])
+
+    def _cohort_role_of(self, state: EmployeeState) -> str | None:
+        employee = self.refs.directory.employees.get(state.employee_id)
         return None if employee is None or employee.is_service_account else employee.role
 
     def _references(self, snapshot: Snapshot) -> References:

@@ -56,11 +56,12 @@ class Snapshot:
 class EmployeeState:
     __slots__ = (
         "key", "employee_id", "day", "day_counts", "day_hour_max", "tick", "buckets", "hour_counts",
-        "history", "baseline", "week_prior", "seen_sources", "seen_relations", "seen_columns",
+        "history", "_baseline", "week_prior", "seen_sources", "seen_relations", "seen_columns",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition", "rare_hours",
+        "cohort_cells",
     )
-    _DERIVED = ("baseline", "rare_hours")      # recomputed from history, not persisted
+    _DERIVED = ("_baseline", "rare_hours")     # recomputed from history, not persisted
 
     def __init__(self, key: str, employee_id: str) -> None:
         self.key = key
@@ -72,7 +73,7 @@ class EmployeeState:
         self.buckets: deque[tuple[int, list[float]]] = deque()
         self.hour_counts = C.zeros()
         self.history: list[tuple[int, list[float], list[float]]] = []
-        self.baseline: Baseline | None = None
+        self._baseline: Baseline | None | object = None
         self.week_prior = C.zeros()
         self.seen_sources: set[str] = set()
         self.seen_relations: set[str] = set()
@@ -88,6 +89,7 @@ class EmployeeState:
         self.dirty = False
         self.last_ts_ms = 0
         self.partition = 0          # the stream (Kafka partition) this person's events arrive on
+        self.cohort_cells: tuple[int, list[float]] | None = None   # (day, cells) last given to the role's cohort
         self.rare_hours: frozenset[int] = frozenset()
 
     # -- time ---------------------------------------------------------------
@@ -141,18 +143,26 @@ class EmployeeState:
         recent = [entry for entry in self.history if entry[0] > self.day - 7]
         self.week_prior = np.sum([e[1] for e in recent], axis=0).tolist() if recent else C.zeros()
         if len(self.history) < MIN_OWN_DAYS:
-            self.baseline, self.rare_hours = None, frozenset()
+            self._baseline, self.rare_hours = None, frozenset()
             return
         total = sum(self.hour_histogram)
         self.rare_hours = frozenset(h for h, n in enumerate(self.hour_histogram)
                                     if n < RARE_HOUR_SHARE * total) if total >= RARE_HOUR_MIN_HISTORY else frozenset()
-        days = [entry[0] for entry in self.history]
-        self.baseline = baseline_from_days(days, np.array([e[1] for e in self.history]),
-                                           np.array([e[2] for e in self.history]))
+        self._baseline = _STALE
+
+    @property
+    def baseline(self) -> Baseline | None:
+        """Percentiles of the own history, computed when first needed after a day rolls over or a
+        restore (so restoring a partition of 10,000 people costs decoding, not statistics)."""
+        if self._baseline is _STALE:
+            days = [entry[0] for entry in self.history]
+            self._baseline = baseline_from_days(days, np.array([e[1] for e in self.history]),
+                                                np.array([e[2] for e in self.history]))
+        return self._baseline
 
     @property
     def has_history(self) -> bool:
-        return self.baseline is not None
+        return len(self.history) >= MIN_OWN_DAYS
 
     # -- events -------------------------------------------------------------
 
@@ -289,6 +299,7 @@ class EmployeeState:
         return state
 
 
+_STALE = object()      # the baseline must be recomputed from history before use
 _SETS = {"seen_sources", "seen_relations", "seen_columns", "day_new_sources", "day_columns", "day_accounts"}
 
 
@@ -307,7 +318,7 @@ def _restore(name: str, value: object) -> object:
         return deque((int(t), list(c)) for t, c in value)
     if name == "history":
         return [(int(d), list(c), list(h)) for d, c, h in value]
-    if name == "last_lookup":
+    if name in ("last_lookup", "cohort_cells"):
         return tuple(value) if value else None
     return value
 

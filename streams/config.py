@@ -43,12 +43,28 @@ class KafkaConfig:
     poll_timeout_ms: int = 500
     create_topics: bool = False
     events_partitions: int = 6
+    changelog_topic: str = ""                # default "<group_id>-state-changelog"
+    repartition: bool = False                # events keyed by account or unkeyed: re-key by employee first
+    repartition_topic: str = ""              # default "<group_id>-events-by-employee"
     reconnect_backoff_max_ms: int = 10_000
 
     @property
     def sasl_password(self) -> str:
         """Only ever from the environment (EXFIL_KAFKA_SASL_PASSWORD)."""
         return os.environ.get("EXFIL_KAFKA_SASL_PASSWORD", "")
+
+    @property
+    def state_changelog_topic(self) -> str:
+        return self.changelog_topic or f"{self.group_id}-state-changelog"
+
+    @property
+    def employee_keyed_topic(self) -> str:
+        return self.repartition_topic or f"{self.group_id}-events-by-employee"
+
+    @property
+    def scored_topic(self) -> str:
+        """The topic the detector scores: the events topic, or its re-keyed copy when repartitioning."""
+        return self.employee_keyed_topic if self.repartition else self.events_topic
 
 
 @dataclass
@@ -66,7 +82,9 @@ class InputsConfig:
 
 @dataclass
 class StateConfig:
-    path: str = "state"
+    path: str = "state"                      # the local store (SQLite), a cache of the changelog
+    changelog: bool = True                   # mirror state to a compacted topic so it follows its partition
+    checkpoint_interval_s: float = 1.0       # how often state is saved and offsets committed
 
 
 @dataclass
@@ -237,6 +255,8 @@ def _validate(config: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key {key}: must be > 0, got {value}")
+    if config.state.checkpoint_interval_s < 0:
+        raise ConfigError(f"config key state.checkpoint_interval_s: must be >= 0, got {config.state.checkpoint_interval_s}")
     if not 0 <= config.metrics.port <= 65535:
         raise ConfigError(f"config key metrics.port: {config.metrics.port} is not a TCP port")
     if config.kafka.sasl_mechanism and not config.kafka.security_protocol.startswith("SASL"):

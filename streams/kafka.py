@@ -51,8 +51,8 @@ class EventConsumer:
     """The events topic, consumed in a group with manual commits."""
 
     def __init__(self, config: KafkaConfig, on_revoked: Callable[[set[int]], None],
-                 on_assigned: Callable[[set[int]], None]) -> None:
-        self.topic = config.events_topic
+                 on_assigned: Callable[[set[int]], None], topic: str | None = None) -> None:
+        self.topic = topic or config.events_topic
         self.max_records = config.max_poll_records
         self.poll_timeout_ms = config.poll_timeout_ms
         self._consumer = KafkaConsumer(
@@ -78,6 +78,14 @@ class EventConsumer:
         paused = self._consumer.paused()
         if paused:
             self._consumer.resume(*paused)
+
+    def pause_partitions(self, partitions: list[int]) -> None:
+        if partitions:
+            self._consumer.pause(*(TopicPartition(self.topic, p) for p in partitions))
+
+    def resume_partitions(self, partitions: list[int]) -> None:
+        if partitions:
+            self._consumer.resume(*(TopicPartition(self.topic, p) for p in partitions))
 
     def seek(self, partition: int, offset: int) -> None:
         self._consumer.seek(TopicPartition(self.topic, partition), offset)

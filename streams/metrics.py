@@ -70,5 +70,16 @@ class ServiceMetrics:
                                             namespace=ns, registry=r, buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
         self.broker_errors = Counter("broker_errors", "Kafka errors survived with retry", ["operation"],
                                      namespace=ns, registry=r)
+        self.rebalances = Counter("rebalances", "Partition assignments and revocations", ["kind"],
+                                  namespace=ns, registry=r)
+        self.restore_seconds = Histogram("state_restore_seconds", "Time to restore one partition's state on assignment",
+                                         namespace=ns, registry=r, buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60))
+        self.changelog_records = Counter("state_changelog_records", "Records written to the state changelog",
+                                         namespace=ns, registry=r)
+        self.duplicates_skipped = Counter("repartition_duplicates_skipped",
+                                          "Re-keyed events dropped because the same original was already applied",
+                                          namespace=ns, registry=r)
+        self.events_repartitioned = Counter("events_repartitioned", "Events re-keyed by employee onto the internal topic",
+                                            namespace=ns, registry=r)
         self.partitions_assigned = Gauge("partitions_assigned", "Events-topic partitions owned by this instance",
                                          namespace=ns, registry=r)

@@ -1,10 +1,12 @@
-"""Durable per-employee state and the source offsets it reflects, saved together.
+"""The local state store: per-partition employee state and the progress it reflects, saved together.
 
 One SQLite file (WAL, synchronous=FULL). A checkpoint writes the changed
-employees' state, their open incidents and the next offset of every partition
-in ONE transaction, so after any crash the stored state reflects exactly the
-events before the stored offsets: on restart the consumer seeks there and no
-event is counted twice or skipped. Needs no server; the path is configurable.
+employees' state, their open incidents and each partition's progress (next
+source offset, event counts, and the changelog offset it mirrors) in ONE
+transaction, so after any crash the stored state reflects exactly the events
+before the stored offsets. With the changelog on (streams/changelog.py) this
+store is a cache: on assignment it is brought up to date from the changelog
+offset it records. Needs no server; the path is configurable.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import orjson
 
 from detector.alerts import Incident
 from detector.state import EmployeeState
+from streams.changelog import PartitionProgress
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS employee_state (key TEXT PRIMARY KEY, partition INTEGER, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS incident (employee TEXT PRIMARY KEY, partition INTEGER, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS source_offset (topic TEXT, partition INTEGER, next_offset INTEGER NOT NULL,
-                                          PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS partition_progress (topic TEXT, partition INTEGER, progress BLOB NOT NULL,
+                                               changelog_next INTEGER NOT NULL, PRIMARY KEY (topic, partition));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
@@ -37,8 +40,9 @@ class StateStore:
         self._db.executescript(SCHEMA)
 
     def checkpoint(self, topic: str, states: Iterable[tuple[int, EmployeeState]],
-                   incidents: Iterable[tuple[int, str, Incident | None]], offsets: dict[int, int]) -> None:
-        """Atomically save changed states, incidents (None = closed) and next offsets."""
+                   incidents: Iterable[tuple[int, str, Incident | None]],
+                   progress: dict[int, tuple[PartitionProgress, int]]) -> None:
+        """Atomically save changed states, incidents (None = closed) and (progress, changelog offset) per partition."""
         db = self._db
         db.execute("BEGIN")
         try:
@@ -50,8 +54,8 @@ class StateStore:
                 else:
                     db.execute("INSERT OR REPLACE INTO incident VALUES (?, ?, ?)",
                                (employee, partition, orjson.dumps(incident.to_dict())))
-            db.executemany("INSERT OR REPLACE INTO source_offset VALUES (?, ?, ?)",
-                           [(topic, p, o) for p, o in offsets.items()])
+            db.executemany("INSERT OR REPLACE INTO partition_progress VALUES (?, ?, ?, ?)",
+                           [(topic, p, orjson.dumps(pr.to_dict()), c) for p, (pr, c) in progress.items()])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -66,9 +70,14 @@ class StateStore:
         rows = self._select("SELECT employee, data FROM incident", partitions)
         return {employee: Incident.from_dict(orjson.loads(data)) for employee, data in rows}
 
+    def progress(self, topic: str) -> dict[int, tuple[PartitionProgress, int]]:
+        """Per partition: what its stored state reflects, and the changelog offset it mirrors."""
+        rows = self._db.execute("SELECT partition, progress, changelog_next FROM partition_progress WHERE topic = ?",
+                                (topic,))
+        return {p: (PartitionProgress.from_dict(orjson.loads(data)), c) for p, data, c in rows.fetchall()}
+
     def offsets(self, topic: str) -> dict[int, int]:
-        rows = self._db.execute("SELECT partition, next_offset FROM source_offset WHERE topic = ?", (topic,))
-        return dict(rows.fetchall())
+        return {p: pr.next_offset for p, (pr, _) in self.progress(topic).items() if pr.next_offset is not None}
 
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -14,7 +14,7 @@ from detector.rules import RuleSettings
 from detector.training import train
 from tests.factories import CATALOG, DIRECTORY_CSV, normal_day, reference_data
 
-pytest_plugins = ["tests.kafka_fixtures"]
+pytest_plugins = ["tests.kafka_fixtures", "tests.databases"]
 
 ACCOUNTS = ("zhang_wei", "li_na", "wang_fang")
 

@@ -149,3 +149,23 @@ def committed_total(bootstrap: str, group: str = "exfil-test", topic: str = EVEN
         return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
     finally:
         consumer.close()
+
+
+def uninterrupted_run(bootstrap: str, refs, model_dir: Path):
+    """What one pipeline that never stopped computes from the events topic, partition by partition,
+    in offset order: (pipeline, alerts, events per partition). The reference for restart tests."""
+    from detector.artifacts import load_bundle
+    from detector.events import decode_event
+    from detector.pipeline import DetectionPipeline
+
+    bundle = load_bundle(model_dir)
+    pipeline = DetectionPipeline(refs, bundle.scoring)
+    pipeline.seed(bundle.states)
+    by_partition: dict[int, list] = {}
+    for record in read_topic(bootstrap, EVENTS, expected=10**9, timeout=5):
+        by_partition.setdefault(record.partition, []).append(record)
+    alerts = []
+    for partition, records in sorted(by_partition.items()):
+        events = [decode_event(r.value) for r in sorted(records, key=lambda r: r.offset)]
+        alerts += pipeline.process(events, stream=partition)
+    return pipeline, alerts, {p: len(r) for p, r in by_partition.items()}

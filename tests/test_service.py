@@ -13,7 +13,7 @@ from streams.broker import create_topics, free_port
 from tests.conftest import ACCOUNTS
 from tests.factories import at, event, normal_day
 from tests.service_harness import (ALERTS, DEAD, EVENTS, ServiceProcess, committed_total, event_record, produce,
-                                   read_topic, write_config)
+                                   read_topic, uninterrupted_run, write_config)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -92,20 +92,8 @@ def test_kill_9_mid_stream_then_restart_skips_nothing_and_keeps_alert_ids(tmp_pa
 
 def _reference_alert_ids(bootstrap: str, trained_model: dict) -> set[tuple[str, str]]:
     """What one uninterrupted pipeline raises on the same partitions, in the same order."""
-    from detector.artifacts import load_bundle
-    from detector.events import decode_event
-    from detector.pipeline import DetectionPipeline
     from tests.factories import reference_data
 
-    bundle = load_bundle(trained_model["model"])
-    pipeline = DetectionPipeline(reference_data(), bundle.scoring)
-    pipeline.restore(bundle.states)
-    by_partition: dict[int, list] = {}
-    for record in read_topic(bootstrap, EVENTS, expected=10**9, timeout=5):
-        by_partition.setdefault(record.partition, []).append(record)
-    alerts = []
-    for partition, records in sorted(by_partition.items()):
-        events = [decode_event(r.value) for r in sorted(records, key=lambda r: r.offset)]
-        alerts += pipeline.process(events, stream=partition)
+    pipeline, alerts, _ = uninterrupted_run(bootstrap, reference_data(), trained_model["model"])
     alerts += pipeline.finish()
     return {(a["employee_id"], a["alert_id"]) for a in alerts}
