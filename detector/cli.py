@@ -234,6 +234,81 @@ def _demo(args: argparse.Namespace) -> int:
                                  employees=args.employees, speed=args.speed))
 
 
+# -- ship -------------------------------------------------------------------
+
+def _setup_ship(p: argparse.ArgumentParser) -> None:
+    from streams.sources import FORMATS
+
+    p.add_argument("--format", required=True, choices=FORMATS, metavar="FORMAT", help=", ".join(FORMATS))
+    p.add_argument("--path", required=True, help="the audit log to follow, or - for standard input")
+    p.add_argument("--slow-log", type=Path, help="mariadb-audit: the slow query log (long_query_time=0), for rows")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--output", type=Path, help="JSONL file to append events to")
+    out.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers to produce events to")
+    p.add_argument("--topic", help="events topic (with --bootstrap-servers)")
+    p.add_argument("--follow", action="store_true", help="keep following the file (rotation, truncation) until stopped")
+    p.add_argument("--position", type=Path, help="position file (default: beside --output, else ./exfil-ship-NAME.position.json)")
+    p.add_argument("--dead-letter", type=Path, help="JSONL file for bad records (default: beside the position file)")
+    p.add_argument("--log-line-prefix", default="%m [%p] ", help="pgaudit-stderr: the server's log_line_prefix")
+    p.add_argument("--identity-pattern", help="regex with (?P<employee>...) matched on application_name / SET statements")
+    p.add_argument("--log-timezone", default="UTC", help="IANA zone of timestamps written without an offset")
+    p.add_argument("--join-window", type=_positive_float, default=5.0, help="mariadb-audit: seconds to wait for the slow log")
+    p.add_argument("--idle-flush", type=_positive_float, default=2.0, help="--follow: emit pending records after this idle time")
+    p.add_argument("--no-logins", action="store_true", help="do not emit LOGIN events for successful connections")
+    p.add_argument("--no-inline-parameters", action="store_true", help="pgaudit: keep $n placeholders as logged")
+    p.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    p.add_argument("--ssl-cafile", default="")
+    p.add_argument("--ssl-certfile", default="")
+    p.add_argument("--ssl-keyfile", default="")
+    p.add_argument("--sasl-mechanism", default="", help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; password from EXFIL_KAFKA_SASL_PASSWORD")
+    p.add_argument("--sasl-username", default="")
+
+
+def _ship(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from streams.config import KafkaConfig
+    from streams.ship import ShipError, ShipOptions, Shipper
+    from streams.sources import SourceSettings
+
+    if args.bootstrap_servers and not args.topic:
+        raise CommandError("--bootstrap-servers needs --topic")
+    if args.topic and not args.bootstrap_servers:
+        raise CommandError("--topic needs --bootstrap-servers")
+    if args.path != "-" and Path(args.path).is_dir():
+        raise CommandError(f"--path {args.path}: is a directory, not a log file")
+    kafka = None
+    if args.bootstrap_servers:
+        kafka = KafkaConfig(bootstrap_servers=args.bootstrap_servers, client_id="exfil-detector-ship",
+                            security_protocol=args.security_protocol, sasl_mechanism=args.sasl_mechanism,
+                            sasl_username=args.sasl_username, ssl_cafile=args.ssl_cafile,
+                            ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    source = SourceSettings(log_line_prefix=args.log_line_prefix, identity_pattern=args.identity_pattern,
+                            log_timezone=args.log_timezone, join_window_s=args.join_window,
+                            inline_parameters=not args.no_inline_parameters, logins=not args.no_logins)
+    options = ShipOptions(format=args.format, path=args.path, output=args.output, kafka=kafka, topic=args.topic,
+                          slow_log=args.slow_log, position=args.position, dead_letter=args.dead_letter,
+                          follow=args.follow, source=source, idle_flush_s=args.idle_flush)
+    stop = threading.Event()
+    try:
+        shipper = Shipper(options, stop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        started = time.perf_counter()
+        report = shipper.run()
+    except ShipError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        raise CommandError(f"{exc.filename or 'input/output'}: {exc.strerror or exc}") from None
+    where = args.output or f"topic {args.topic}"
+    dead = f"; {report.bad:,} bad records to {shipper.dead.path}" if report.bad else ""
+    print(f"shipped {report.events:,} events from {args.path} to {where} in {time.perf_counter() - started:.1f}s{dead}")
+    return 0
+
+
 def configure_logging(level: str = "INFO") -> None:
     import logging
 
@@ -268,6 +343,16 @@ def _batches(path: Path, dead_letter, batch_size: int = 10_000):
     return read_event_batches(path, dead_letter, batch_size)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -289,6 +374,7 @@ _COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "evaluate": (_setup_evaluate, _evaluate, "compare alerts with labelled incidents, beside two baselines"),
     "run": (_setup_run, _run, "run the service: Kafka events in, alerts out, metrics served"),
     "demo": (_setup_demo, _demo, "everything on one machine: broker, simulated company, training, live alerts"),
+    "ship": (_setup_ship, _ship, "follow a database audit log and ship its access events to a JSONL file or Kafka"),
 }
 
 

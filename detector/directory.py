@@ -51,11 +51,13 @@ class Directory:
                 self.by_account[account] = employee
 
     def resolve(self, employee_id: str | None, db_user: str) -> Employee | None:
-        """The person behind an event: its employee_id if known, else its account's owner."""
+        """The person behind an event: its employee_id (an end user passed by a shared application
+        account may also be named by their own database account), else its account's owner.
+
+        An employee_id that names nobody is not silently charged to the account's owner (often a
+        shared service account, which rules exempt): the event stays unresolved and is reported."""
         if employee_id is not None:
-            found = self.employees.get(employee_id)
-            if found is not None:
-                return found
+            return self.employees.get(employee_id) or self.by_account.get(employee_id)
         return self.by_account.get(db_user)
 
     @classmethod
