@@ -309,6 +309,146 @@ def _ship(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- poll-row-counts ------------------------------------------------------------
+
+def _setup_poll_row_counts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dsn", required=True, metavar="CONNINFO",
+                   help="libpq connection string or URI of the database holding the pg_stat_statements extension; "
+                        "no password in it: PGPASSWORD or ~/.pgpass")
+    p.add_argument("--interval", type=_positive_float, default=10.0, help="seconds between polls (default 10)")
+    p.add_argument("--once", action="store_true",
+                   help="poll once against the saved baseline and exit (the first run only records the baseline)")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--output", type=Path, help="JSONL file to append events to")
+    out.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka brokers to produce events to")
+    p.add_argument("--topic", help="events topic (with --bootstrap-servers)")
+    p.add_argument("--state", type=Path,
+                   help="baseline file (default: beside --output, else ./exfil-poll-row-counts.state.json)")
+    p.add_argument("--psql", default="psql", help="the psql client to run (default: psql on PATH)")
+    p.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    p.add_argument("--ssl-cafile", default="")
+    p.add_argument("--ssl-certfile", default="")
+    p.add_argument("--ssl-keyfile", default="")
+    p.add_argument("--sasl-mechanism", default="", help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; password from EXFIL_KAFKA_SASL_PASSWORD")
+    p.add_argument("--sasl-username", default="")
+
+
+def _poll_row_counts(args: argparse.Namespace) -> int:
+    """Poll pg_stat_statements; emit the rows of COPY ... TO / cursor reads that pgaudit logs as 0.
+
+    Each poll: snapshot, events against the baseline, events durable (fsynced or acknowledged),
+    then the new baseline saved (temp file, fsync, rename) with the output's durable size. A
+    failed poll or delivery keeps the old baseline, so its rows are counted at the next poll.
+    """
+    import os
+    import signal
+    import threading
+
+    from streams.config import KafkaConfig
+    from streams.ship import JsonlOutput, KafkaOutput, save_position
+    from streams.sources.pg_stat_statements import (Baseline, RowCountTracker, SnapshotError, dsn_has_password,
+                                                    read_snapshot)
+
+    if args.bootstrap_servers and not args.topic:
+        raise CommandError("--bootstrap-servers needs --topic")
+    if args.topic and not args.bootstrap_servers:
+        raise CommandError("--topic needs --bootstrap-servers")
+    if dsn_has_password(args.dsn):
+        raise CommandError("--dsn must not carry a password (it would show in the process list): "
+                           "set PGPASSWORD or use ~/.pgpass")
+    if args.output is not None and args.output.is_dir():
+        raise CommandError(f"--output {args.output}: is a directory, not a file")
+    state_path = args.state or (args.output.with_name(args.output.name + ".poll-state.json") if args.output
+                                else Path("exfil-poll-row-counts.state.json"))
+    baseline, output_bytes = None, None
+    if state_path.exists():
+        try:
+            saved = orjson.loads(state_path.read_bytes())
+            baseline = Baseline.from_dict(saved)
+        except (OSError, orjson.JSONDecodeError, ValueError) as exc:
+            raise CommandError(f"state file {state_path} cannot be read ({_one_line(exc)}); "
+                               f"move it away to start over") from None
+        same_output = args.output is not None and saved.get("output") == os.path.abspath(args.output)
+        output_bytes = saved.get("output_bytes") if same_output and type(saved.get("output_bytes")) is int else None
+    tracker = RowCountTracker(baseline)
+
+    def warn(text: str) -> None:
+        print(f"exfil-detector poll-row-counts: {text}", file=sys.stderr, flush=True)
+
+    try:
+        if args.output is not None:
+            output = JsonlOutput(args.output, output_bytes)
+        else:
+            kafka = KafkaConfig(bootstrap_servers=args.bootstrap_servers, client_id="exfil-detector-poll-row-counts",
+                                security_protocol=args.security_protocol, sasl_mechanism=args.sasl_mechanism,
+                                sasl_username=args.sasl_username, ssl_cafile=args.ssl_cafile,
+                                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+            output = KafkaOutput(kafka, args.topic)
+    except OSError as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        raise CommandError(f"{exc.filename or 'output'}: {exc.strerror or exc}") from None
+    except Exception as exc:  # the Kafka client cannot reach the brokers
+        raise CommandError(f"cannot connect to Kafka: {_one_line(exc)}") from None
+
+    stop = threading.Event()
+    if not args.once:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    polls = events = rows = 0
+    baseline_only = tracker.baseline is None
+    warned_privilege = False
+    started = time.perf_counter()
+    try:
+        while not stop.is_set():
+            try:
+                snapshot = read_snapshot(args.dsn, args.psql, timeout=max(30.0, 3 * args.interval))
+            except SnapshotError as exc:
+                if args.once:
+                    raise CommandError(str(exc)) from None
+                warn(f"{exc}; retrying in {args.interval:g}s")
+                stop.wait(args.interval)
+                continue
+            if not snapshot.privileged and not warned_privilege:
+                warned_privilege = True
+                warn("the polling role sees only its own statements: GRANT pg_read_all_stats TO it")
+            observation = tracker.diff(snapshot)
+            try:
+                output.deliver(observation.events)
+            except Exception as exc:  # broker down, disk full: keep the old baseline, count them next time
+                if args.once:
+                    raise CommandError(f"cannot deliver events: {_one_line(exc)}") from None
+                warn(f"delivery failed ({_one_line(exc)}); retrying in {args.interval:g}s")
+                stop.wait(args.interval)
+                continue
+            tracker.accept(observation.baseline)
+            state = observation.baseline.to_dict()
+            if isinstance(output, JsonlOutput):
+                state.update(output=os.path.abspath(args.output), output_bytes=output.size)
+            save_position(state_path, state)
+            for note in observation.notes:
+                if not note.startswith("first snapshot"):
+                    warn(note)
+            polls += 1
+            events += len(observation.events)
+            rows += sum(e["rows"] for e in observation.events)
+            if args.once:
+                break
+            stop.wait(args.interval)
+    finally:
+        try:
+            output.close()
+        except Exception:  # closing after a failure must not hide it
+            pass
+    where = args.output or f"topic {args.topic}"
+    if args.once and baseline_only:
+        print(f"baseline recorded in {state_path}; the next poll emits the rows read since")
+    else:
+        print(f"polled pg_stat_statements {polls:,} times: {events:,} events ({rows:,} rows of COPY TO / cursor reads) "
+              f"to {where} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
 def configure_logging(level: str = "INFO") -> None:
     import logging
 
@@ -375,6 +515,8 @@ _COMMANDS: dict[str, tuple[Callable, Callable, str]] = {
     "run": (_setup_run, _run, "run the service: Kafka events in, alerts out, metrics served"),
     "demo": (_setup_demo, _demo, "everything on one machine: broker, simulated company, training, live alerts"),
     "ship": (_setup_ship, _ship, "follow a database audit log and ship its access events to a JSONL file or Kafka"),
+    "poll-row-counts": (_setup_poll_row_counts, _poll_row_counts,
+                        "poll pg_stat_statements for the rows of COPY TO / cursor reads that pgaudit logs as 0"),
 }
 
 
