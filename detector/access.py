@@ -44,6 +44,7 @@ class AccessProfiler:
         self.analyzer = analyzer or StatementAnalyzer()
         self._profiles: dict[tuple, AccessProfile] = {}
         self.fingerprints: dict[str, str] = {}   # fingerprint id -> literal-free text, for evidence
+        self.new_fingerprints: dict[str, str] = {}   # seen since the last checkpoint took them
         self._max_profiles = max_profiles
 
     def profile(self, event: AccessEvent) -> tuple[AccessProfile, tuple[str, ...]]:
@@ -56,9 +57,16 @@ class AccessProfiler:
                 self._profiles.clear()
                 self.fingerprints.clear()
             found = self._profiles[key] = self._build(event, shape)
-            if shape is not None:
+            if shape is not None and shape.fingerprint_id not in self.fingerprints:
                 self.fingerprints[shape.fingerprint_id] = shape.fingerprint
+                self.new_fingerprints[shape.fingerprint_id] = shape.fingerprint
         return found, literals
+
+    def drain_new_fingerprints(self) -> dict[str, str]:
+        """Fingerprint texts first seen since the last call: saved so that evidence after a
+        restart or a partition move still shows what an id means."""
+        new, self.new_fingerprints = self.new_fingerprints, {}
+        return new
 
     def _build(self, event: AccessEvent, shape: StatementShape | None) -> AccessProfile:
         names = event.objects if event.objects else (shape.relations if shape else ())

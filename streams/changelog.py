@@ -6,6 +6,7 @@ partition p. A checkpoint of partition p is a run of records
 
     s|<state key>  -> the employee's state (JSON)
     i|<state key>  -> their open incident (JSON), or a tombstone when it closed
+    f|<id>         -> a statement fingerprint's literal-free text, for evidence
     __checkpoint__ -> {"next_offset": N, "events": E, "rejected": R, "sources": {...}}
 
 produced and acknowledged before the source offsets are committed. The marker
@@ -32,7 +33,7 @@ from streams.kafka import client_settings
 from streams.sinks import SinkError
 
 MARKER_KEY = b"__checkpoint__"
-STATE_PREFIX, INCIDENT_PREFIX = b"s|", b"i|"
+STATE_PREFIX, INCIDENT_PREFIX, FINGERPRINT_PREFIX = b"s|", b"i|", b"f|"
 TOPIC_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"}
 
 
@@ -62,6 +63,7 @@ class RestoredPartition:
 
     states: dict[str, EmployeeState]
     incidents: dict[str, Incident | None]       # None: the incident closed (tombstone)
+    fingerprints: dict[str, str]                # fingerprint id -> literal-free text
     progress: PartitionProgress
     changelog_next: int                         # changelog offset after the last marker applied
     records_read: int = 0
@@ -69,9 +71,12 @@ class RestoredPartition:
 
 
 def changelog_records(topic: str, partition: int, states: list[EmployeeState],
-                      incidents: list[tuple[str, Incident | None]], progress: PartitionProgress) -> list[tuple]:
+                      incidents: list[tuple[str, Incident | None]], progress: PartitionProgress,
+                      fingerprints: dict[str, str] | None = None) -> list[tuple]:
     """One checkpoint of one partition as (topic, partition, key, value) records, marker last."""
-    records = [(topic, partition, STATE_PREFIX + s.key.encode(), orjson.dumps(s.to_dict())) for s in states]
+    records = [(topic, partition, FINGERPRINT_PREFIX + fp.encode(), text.encode())
+               for fp, text in (fingerprints or {}).items()]
+    records += [(topic, partition, STATE_PREFIX + s.key.encode(), orjson.dumps(s.to_dict())) for s in states]
     records += [(topic, partition, INCIDENT_PREFIX + key.encode(), None if inc is None else orjson.dumps(inc.to_dict()))
                 for key, inc in incidents]
     records.append((topic, partition, MARKER_KEY, orjson.dumps(progress.to_dict())))
@@ -118,7 +123,7 @@ class ChangelogReader:
         began = time.monotonic()
         tp = TopicPartition(self.topic, partition)
         end = self._consumer.end_offsets([tp])[tp]
-        restored = RestoredPartition({}, {}, progress or PartitionProgress(), start)
+        restored = RestoredPartition({}, {}, {}, progress or PartitionProgress(), start)
         if end <= start:
             return restored
         self._consumer.assign([tp])
@@ -152,3 +157,5 @@ def _decode(restored: RestoredPartition, newest: dict[bytes, bytes | None]) -> N
             restored.states[name] = EmployeeState.from_dict(orjson.loads(value))
         elif key.startswith(INCIDENT_PREFIX):
             restored.incidents[name] = None if value is None else Incident.from_dict(orjson.loads(value))
+        elif key.startswith(FINGERPRINT_PREFIX) and value is not None:
+            restored.fingerprints[name] = value.decode()

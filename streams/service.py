@@ -58,6 +58,7 @@ class DetectorService:
         self.pipeline = DetectionPipeline(refs, bundle.scoring, rules)
         self.pipeline.seed(bundle.states)
         self.store = StateStore(Path(config.state.path))
+        self.pipeline.profiler.fingerprints.update(self.store.load_fingerprints())
         self._adopt_model(bundle)
         self.topic = config.kafka.scored_topic
         self.producer = make_producer(config.kafka)
@@ -287,13 +288,16 @@ class DetectorService:
         owned = self.consumer.assignment()
         partitions = self._unsaved & owned
         states, incidents = self.pipeline.drain_changes()
+        fingerprints = self.pipeline.profiler.drain_new_fingerprints()
         states = [(s.partition, s) for s in states if s.partition in partitions]
         incidents = [(self._partition_of(k), k, i) for k, i in incidents]
         incidents = [entry for entry in incidents if entry[0] in partitions]
-        if self.changelog is not None and not self._write_changelog(partitions, states, incidents, may_wait):
+        if self.changelog is not None and not self._write_changelog(partitions, states, incidents, fingerprints,
+                                                                    may_wait):
+            self.pipeline.profiler.new_fingerprints.update(fingerprints)
             return False
         self.store.checkpoint(self.topic, states, incidents,
-                              {p: (self.progress[p], self._changelog_next.get(p, 0)) for p in partitions})
+                              {p: (self.progress[p], self._changelog_next.get(p, 0)) for p in partitions}, fingerprints)
         self._unsaved -= partitions
         self._next_checkpoint = time.monotonic() + self.config.state.checkpoint_interval_s
         self.metrics.checkpoint_seconds.observe(time.monotonic() - started)
@@ -306,13 +310,14 @@ class DetectorService:
             log.warning("offset commit failed (the state checkpoint holds the offsets): %s", exc)
         return True
 
-    def _write_changelog(self, partitions: set[int], states: list, incidents: list, may_wait: bool) -> bool:
+    def _write_changelog(self, partitions: set[int], states: list, incidents: list, fingerprints: dict[str, str],
+                         may_wait: bool) -> bool:
         by_partition: dict[int, tuple[list, list]] = {p: ([], []) for p in partitions}
         for partition, state in states:
             by_partition[partition][0].append(state)
         for partition, key, incident in incidents:
             by_partition[partition][1].append((key, incident))
-        records = {p: changelog_records(self.changelog.topic, p, s, i, self.progress[p])
+        records = {p: changelog_records(self.changelog.topic, p, s, i, self.progress[p], fingerprints)
                    for p, (s, i) in by_partition.items()}
         written: dict[int, int] = {}
 
@@ -403,13 +408,14 @@ class DetectorService:
         if self.changelog_reader is not None:
             restored = self.changelog_reader.restore(partition, changelog_next, progress)
             read = restored.records_read
+            self.pipeline.profiler.fingerprints.update(restored.fingerprints)
             if restored.changelog_next > changelog_next:
                 states.update(restored.states)
                 incidents.update(restored.incidents)
                 progress, changelog_next = restored.progress, restored.changelog_next
                 self.store.checkpoint(self.topic, [(partition, s) for s in restored.states.values()],
                                       [(partition, k, i) for k, i in restored.incidents.items()],
-                                      {partition: (progress, changelog_next)})
+                                      {partition: (progress, changelog_next)}, restored.fingerprints)
         self.pipeline.restore(states, {k: i for k, i in incidents.items() if i is not None},
                               {partition: progress.watermark} if progress.watermark is not None else None)
         self.progress[partition], self._changelog_next[partition] = progress, changelog_next

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS employee_state (key TEXT PRIMARY KEY, partition INTEG
 CREATE TABLE IF NOT EXISTS incident (employee TEXT PRIMARY KEY, partition INTEGER, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS partition_progress (topic TEXT, partition INTEGER, progress BLOB NOT NULL,
                                                changelog_next INTEGER NOT NULL, PRIMARY KEY (topic, partition));
+CREATE TABLE IF NOT EXISTS fingerprint (id TEXT PRIMARY KEY, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
@@ -41,8 +42,9 @@ class StateStore:
 
     def checkpoint(self, topic: str, states: Iterable[tuple[int, EmployeeState]],
                    incidents: Iterable[tuple[int, str, Incident | None]],
-                   progress: dict[int, tuple[PartitionProgress, int]]) -> None:
-        """Atomically save changed states, incidents (None = closed) and (progress, changelog offset) per partition."""
+                   progress: dict[int, tuple[PartitionProgress, int]], fingerprints: dict[str, str] | None = None) -> None:
+        """Atomically save changed states, incidents (None = closed), (progress, changelog offset) per
+        partition, and fingerprint texts."""
         db = self._db
         db.execute("BEGIN")
         try:
@@ -54,6 +56,7 @@ class StateStore:
                 else:
                     db.execute("INSERT OR REPLACE INTO incident VALUES (?, ?, ?)",
                                (employee, partition, orjson.dumps(incident.to_dict())))
+            db.executemany("INSERT OR REPLACE INTO fingerprint VALUES (?, ?)", list((fingerprints or {}).items()))
             db.executemany("INSERT OR REPLACE INTO partition_progress VALUES (?, ?, ?, ?)",
                            [(topic, p, orjson.dumps(pr.to_dict()), c) for p, (pr, c) in progress.items()])
             db.execute("COMMIT")
@@ -69,6 +72,9 @@ class StateStore:
     def load_incidents(self, partitions: Iterable[int] | None = None) -> dict[str, Incident]:
         rows = self._select("SELECT employee, data FROM incident", partitions)
         return {employee: Incident.from_dict(orjson.loads(data)) for employee, data in rows}
+
+    def load_fingerprints(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT id, text FROM fingerprint").fetchall())
 
     def progress(self, topic: str) -> dict[int, tuple[PartitionProgress, int]]:
         """Per partition: what its stored state reflects, and the changelog offset it mirrors."""

@@ -37,7 +37,8 @@ def changelog(tansu):
 
 def test_restore_takes_the_newest_state_of_each_person_and_the_last_markers_progress(changelog):
     writer, reader, _ = changelog
-    first = changelog_records(TOPIC, 1, [_state("E001", 3), _state("E002", 5)], [], PartitionProgress(10, 10))
+    first = changelog_records(TOPIC, 1, [_state("E001", 3), _state("E002", 5)], [], PartitionProgress(10, 10),
+                              {"4acf68ea53e5f909": "select name, phone from customers where id = ?"})
     second = changelog_records(TOPIC, 1, [_state("E001", 7)], [], PartitionProgress(25, 25))
     after = writer.write({1: first})
     writer.write({1: second})
@@ -46,6 +47,7 @@ def test_restore_takes_the_newest_state_of_each_person_and_the_last_markers_prog
     assert restored.progress.next_offset == 25 and restored.progress.events == 25
     assert restored.states["E001"].to_dict() == _state("E001", 7).to_dict()
     assert restored.states["E002"].to_dict() == _state("E002", 5).to_dict()
+    assert restored.fingerprints == {"4acf68ea53e5f909": "select name, phone from customers where id = ?"}
     assert reader.restore(0, 0).states == {}                       # the other partition holds nothing
 
     caught_up = reader.restore(1, after[1], PartitionProgress(10, 10))   # from a local store at the first marker

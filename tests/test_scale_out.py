@@ -163,6 +163,8 @@ def test_kill_one_of_three_instances_and_add_one_later_loses_nothing_and_alerts_
     alerts = [orjson.loads(r.value) for r in read_topic(bootstrap, ALERTS, expected=len(expected_alerts))]
     served = {(a["employee_id"], a["alert_id"]) for a in alerts}
     assert served == expected_alerts
+    shown = [fp for a in alerts for fp in a["evidence"].get("fingerprints", [])]
+    assert shown and all(fp["fingerprint"] for fp in shown), "evidence lost a fingerprint's text after a move"
     for insider, day in INSIDERS.items():
         ids = {a["alert_id"] for a in alerts if a["employee_id"] == insider and a["detected_at"].startswith(f"2026-09-{day}")}
         assert len(ids) == 1, f"{insider}: {len(ids)} alert ids for one incident"
