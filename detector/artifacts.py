@@ -26,6 +26,7 @@ import sklearn
 import skops.io as sio
 from sklearn.ensemble import IsolationForest
 
+from detector.counters import COUNTER_NAMES
 from detector.features import FEATURES, FEATURE_NAMES, PeerBaselines
 from detector.inputs import InputError
 from detector.model import AnomalyModel
@@ -60,6 +61,7 @@ def save_bundle(out_dir: Path, anomaly: AnomalyModel, peers: PeerBaselines, stat
         "envelope": [float(v) for v in anomaly.envelope],
         "extrapolation_weight": anomaly.extrapolation_weight,
         "features": [{"name": f.name, "meaning": f.meaning} for f in FEATURES],
+        "counters": list(COUNTER_NAMES),
         "training": summary,
         "settings": settings,
         "libraries": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
@@ -90,6 +92,9 @@ def load_bundle(model_dir: Path | str) -> ModelBundle:
         raise InputError(f"model {path}: format_version {card.get('format_version')} is not supported (expected {FORMAT_VERSION})")
     if [f["name"] for f in card["features"]] != list(FEATURE_NAMES):
         raise InputError(f"model {path}: its features differ from this detector's; retrain with this version")
+    if card.get("counters") != list(COUNTER_NAMES):
+        raise InputError(f"model {path}: its baselines count other behaviour counters than this detector's; "
+                         f"retrain with this version")
     forest = _load_forest(path / "forest.skops")
     anomaly = AnomalyModel(forest, float(card["threshold"]), float(card["zero_score"]),
                            np.asarray(card["envelope"], dtype=float), float(card["extrapolation_weight"]))

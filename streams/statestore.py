@@ -18,6 +18,8 @@ from pathlib import Path
 import orjson
 
 from detector.alerts import Incident
+from detector.counters import COUNTER_NAMES
+from detector.inputs import InputError
 from detector.state import EmployeeState
 from streams.changelog import PartitionProgress
 
@@ -39,6 +41,18 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        """State written with other behaviour counters cannot be read by this version: say so, at start."""
+        layout = ",".join(COUNTER_NAMES)
+        stored = self.get_meta("counters")
+        if stored is None:
+            self.set_meta("counters", layout)
+        elif stored != layout:
+            raise InputError(f"state store {self.path} was written by a detector version with other behaviour "
+                             f"counters; move it aside (the changelog topic too, or set kafka.changelog_topic "
+                             f"to a new name) to start from the model's baselines")
 
     def checkpoint(self, topic: str, states: Iterable[tuple[int, EmployeeState]],
                    incidents: Iterable[tuple[int, str, Incident | None]],

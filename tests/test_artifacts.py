@@ -57,13 +57,34 @@ def _copy(out: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _replace_forest_keeping_manifest_valid(copy: Path, forest_bytes: bytes) -> None:
+def _replace_keeping_manifest_valid(copy: Path, name: str, content: bytes) -> None:
     import hashlib
 
-    (copy / "forest.skops").write_bytes(forest_bytes)
+    (copy / name).write_bytes(content)
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["forest.skops"] = hashlib.sha256(forest_bytes).hexdigest()
+    manifest[name] = hashlib.sha256(content).hexdigest()
     (copy / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _replace_forest_keeping_manifest_valid(copy: Path, forest_bytes: bytes) -> None:
+    _replace_keeping_manifest_valid(copy, "forest.skops", forest_bytes)
+
+
+def test_model_trained_with_other_behaviour_counters_is_refused_with_a_retrain_hint(trained, tmp_path: Path):
+    copy = _copy(trained[0], tmp_path)
+    card = json.loads((copy / "model.json").read_text())
+    card["counters"] = card["counters"][:-1]
+    _replace_keeping_manifest_valid(copy, "model.json", json.dumps(card).encode())
+    with pytest.raises(InputError, match="other behaviour counters.*retrain"):
+        load_bundle(copy)
+
+
+def test_state_store_written_with_other_counters_is_refused_at_start(tmp_path: Path):
+    from streams.statestore import StateStore
+
+    StateStore(tmp_path).set_meta("counters", "statements,rows")
+    with pytest.raises(InputError, match="other behaviour counters"):
+        StateStore(tmp_path)
 
 
 def test_tampered_model_file_is_refused(trained, tmp_path: Path):
