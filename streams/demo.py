@@ -37,15 +37,17 @@ class DemoSettings:
 
 def run_demo(settings: DemoSettings, say=print) -> int:
     from streams.broker import TansuBroker, create_topics
+    from streams.topics import topic_layout
 
     started = time.monotonic()
     deadline = None if settings.duration_s is None else started + settings.duration_s
     with tempfile.TemporaryDirectory(prefix="exfil-demo-") as tmp, TansuBroker(log_path=Path(tmp) / "tansu.log") as broker:
         root = Path(tmp)
         say(f"broker: Tansu on {broker.bootstrap_servers}")
-        create_topics(broker.bootstrap_servers, {"db-access": 3, "exfil-alerts": 1, "db-access-dead-letter": 1})
+        config = _service_config(root, broker.bootstrap_servers, settings.metrics_port)
+        create_topics(broker.bootstrap_servers, *topic_layout(config))   # events, alerts, dead letters, state changelog
         workload = _prepare(root, settings, say)
-        service, service_thread = _start_service(root, broker.bootstrap_servers, settings.metrics_port)
+        service, service_thread = _start_service(config)
         say(f"service: running; metrics on http://127.0.0.1:{settings.metrics_port}/metrics")
         stop = threading.Event()
         printer = threading.Thread(target=_print_alerts, args=(broker.bootstrap_servers, stop, say), daemon=True)
@@ -100,12 +102,18 @@ def _prepare(root: Path, settings: DemoSettings, say):
     return workload
 
 
-def _start_service(root: Path, bootstrap: str, port: int):
+def _service_config(root: Path, bootstrap: str, port: int):
     from streams.config import local_config
-    from streams.service import DetectorService
 
     config = local_config(bootstrap, root / "models" / "current", root / "workload", root / "state", port)
+    config.kafka.events_partitions = 3
     config.sinks.jsonl.path = str(root / "alerts.jsonl")
+    return config
+
+
+def _start_service(config):
+    from streams.service import DetectorService
+
     service = DetectorService(config)
     thread = threading.Thread(target=service.run, name="service", daemon=True)
     thread.start()

@@ -23,29 +23,14 @@ from kafka.structs import OffsetAndMetadata
 
 from detector.directory import Directory
 from detector.pipeline import UNRESOLVED_PREFIX
-from streams.changelog import TOPIC_CONFIG as CHANGELOG_CONFIG
-from streams.config import Config, KafkaConfig
+from streams.config import KafkaConfig
 from streams.kafka import client_settings, make_producer, produce_and_wait
 from streams.metrics import ServiceMetrics
 from streams.sinks import SinkError
 
 log = logging.getLogger("exfil_detector.repartition")
 ORIGIN_HEADER = "exfil.origin"
-REPARTITION_RETENTION_MS = str(7 * 24 * 3600 * 1000)
 
-
-def topic_layout(config: Config) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
-    """Every topic the service uses, with partition counts and topic settings ({name: n}, {name: configs})."""
-    k = config.kafka
-    topics = {k.events_topic: k.events_partitions, k.alerts_topic: k.events_partitions, k.dead_letter_topic: 1}
-    settings: dict[str, dict[str, str]] = {}
-    if k.repartition:
-        topics[k.employee_keyed_topic] = k.events_partitions
-        settings[k.employee_keyed_topic] = {"cleanup.policy": "delete", "retention.ms": REPARTITION_RETENTION_MS}
-    if config.state.changelog:
-        topics[k.state_changelog_topic] = k.events_partitions
-        settings[k.state_changelog_topic] = dict(CHANGELOG_CONFIG)
-    return topics, settings
 
 
 def origin_of(record) -> tuple[str, int] | None:

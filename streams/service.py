@@ -32,7 +32,8 @@ from streams.config import Config
 from streams.endpoints import HealthServer
 from streams.changelog import ChangelogReader, ChangelogWriter, PartitionProgress, changelog_records
 from streams.kafka import DeadLetterTopic, EventConsumer, KafkaAlertSink, make_producer
-from streams.repartition import Repartitioner, origin_of, topic_layout
+from streams.repartition import Repartitioner, origin_of
+from streams.topics import topic_layout
 from streams.metrics import ServiceMetrics, rejection_kind
 from streams.sinks import AlertSink, SinkError
 from streams.sinks.jsonl import JsonlSink

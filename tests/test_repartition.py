@@ -62,3 +62,17 @@ def test_one_person_with_two_accounts_is_scored_on_one_partition_and_duplicates_
     holders = [r for r in restored if "E004" in r.states]
     assert len(holders) == 1
     assert holders[0].states["E004"].day_accounts == {"chen_jie", "chen_jie_rpt"}
+
+
+def test_topic_layout_mirrors_the_events_partitions_and_compacts_the_changelog():
+    from streams.config import Config
+    from streams.topics import topic_layout
+
+    config = Config()
+    config.kafka.events_partitions, config.kafka.repartition = 12, True
+    topics, settings = topic_layout(config)
+    assert topics["exfil-detector-state-changelog"] == topics["exfil-detector-events-by-employee"] == 12
+    assert settings["exfil-detector-state-changelog"]["cleanup.policy"] == "compact"
+    assert settings["exfil-detector-events-by-employee"]["cleanup.policy"] == "delete"
+    config.state.changelog, config.kafka.repartition = False, False
+    assert set(topic_layout(config)[0]) == {"db-access", "exfil-alerts", "db-access-dead-letter"}
