@@ -256,6 +256,11 @@ def _setup_ship(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-flush", type=_positive_float, default=2.0, help="--follow: emit pending records after this idle time")
     p.add_argument("--no-logins", action="store_true", help="do not emit LOGIN events for successful connections")
     p.add_argument("--no-inline-parameters", action="store_true", help="pgaudit: keep $n placeholders as logged")
+    _add_kafka_security(p)
+
+
+def _add_kafka_security(p: argparse.ArgumentParser) -> None:
+    """TLS and SASL for producers outside the service (the password only from the environment)."""
     p.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
     p.add_argument("--ssl-cafile", default="")
     p.add_argument("--ssl-certfile", default="")
@@ -325,12 +330,7 @@ def _setup_poll_row_counts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", type=Path,
                    help="baseline file (default: beside --output, else ./exfil-poll-row-counts.state.json)")
     p.add_argument("--psql", default="psql", help="the psql client to run (default: psql on PATH)")
-    p.add_argument("--security-protocol", default="PLAINTEXT", choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
-    p.add_argument("--ssl-cafile", default="")
-    p.add_argument("--ssl-certfile", default="")
-    p.add_argument("--ssl-keyfile", default="")
-    p.add_argument("--sasl-mechanism", default="", help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; password from EXFIL_KAFKA_SASL_PASSWORD")
-    p.add_argument("--sasl-username", default="")
+    _add_kafka_security(p)
 
 
 def _poll_row_counts(args: argparse.Namespace) -> int:
