@@ -58,14 +58,21 @@ def baseline_from_days(days: list[int], day_counts: np.ndarray, hour_maxima: np.
 
 
 def weekly_sums(days: list[int], day_counts: np.ndarray) -> np.ndarray:
-    """Rolling 7-calendar-day sums ending on each active day of one person."""
+    """Rolling 7-calendar-day sums ending on each active day of one person, without the busiest day.
+
+    The week horizon is for sustained behaviour: a single busy day (or a single
+    burst of theft, which the day horizon judges) is left out of its own week, so
+    it neither inflates the person's weekly levels nor echoes for seven days."""
     if not days:
         return np.zeros((0, N_COUNTERS))
     ordinals = np.asarray(days)
-    cumulative = np.cumsum(day_counts, axis=0)
+    counts = np.asarray(day_counts, dtype=float)
     starts = np.searchsorted(ordinals, ordinals - 6, side="left")
-    before = np.where(starts[:, None] > 0, cumulative[np.maximum(starts - 1, 0)], 0.0)
-    return cumulative - before
+    out = np.empty_like(counts)
+    for i, start in enumerate(starts):
+        window = counts[start:i + 1]
+        out[i] = window.sum(axis=0) - window.max(axis=0)
+    return out
 
 
 def group_baseline(per_person: list[tuple[list[int], np.ndarray, np.ndarray]]) -> Baseline:

@@ -31,6 +31,8 @@ COUNTER_MEANINGS: dict[str, str] = {
     "rare_hour_statements": "statements at an hour of day this person rarely works",
     "new_relations": "relations never read before by this person",
     "new_sensitive_columns": "personal-data columns never read before by this person",
+    "new_column_statements": "statements reading a personal-data column this person first read today",
+    "new_column_rows": "rows read from personal-data columns this person first read today",
     "new_sources": "client addresses or applications never used before by this person",
     "new_source_sensitive_rows": "personal-data rows read from a never-seen address or application",
     "failed_statements": "statements that failed",
@@ -58,6 +60,8 @@ OFF_HOURS_ROWS = INDEX["off_hours_sensitive_rows"]
 RARE_HOUR = INDEX["rare_hour_statements"]
 NEW_RELATIONS = INDEX["new_relations"]
 NEW_COLUMNS = INDEX["new_sensitive_columns"]
+NEW_COLUMN_STATEMENTS = INDEX["new_column_statements"]
+NEW_COLUMN_ROWS = INDEX["new_column_rows"]
 NEW_SOURCES = INDEX["new_sources"]
 NEW_SOURCE_ROWS = INDEX["new_source_sensitive_rows"]
 FAILED = INDEX["failed_statements"]

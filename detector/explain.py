@@ -17,7 +17,7 @@ from detector.state import EmployeeState, Snapshot
 
 MAX_FINGERPRINT_CHARS = 400
 MAX_EVIDENCE_ITEMS = 5
-_WHEN = {"hour": "in the last hour", "day": "today", "week": "in the last 7 days"}
+_WHEN = {"hour": "in the last hour", "day": "today", "week": "in the last 7 days apart from the busiest one"}
 _PER = {"hour": "busiest hour", "day": "day", "week": "7 days"}
 
 
@@ -45,7 +45,8 @@ def _value(horizon: str, counter: int, snapshot: Snapshot) -> float:
     if horizon == "hour":
         return snapshot.hour_counts[counter]
     if horizon == "week":
-        return snapshot.week_prior[counter] + snapshot.day_counts[counter]
+        today = snapshot.day_counts[counter]
+        return snapshot.week_prior[counter] + today - max(snapshot.week_prior_max[counter], today)
     return snapshot.day_counts[counter]
 
 

@@ -19,12 +19,13 @@ here is vectorised over a batch of snapshots.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 
 from detector import counters as C
 from detector.baseline import Baseline
+from detector.calendar import WorkCalendar
 from detector.directory import SERVICE_ROLE, Employee
 from detector.state import Snapshot
 
@@ -76,6 +77,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "personal data read from a never-seen client address or application"),
     FeatureSpec("new_columns", _cells(("new_sensitive_columns", "new_relations"), "day", "own"),
                 "personal-data columns and relations never read before"),
+    FeatureSpec("new_column_reads", _cells("new_column_statements", ("hour", "day"), "own"),
+                "statements reading personal-data columns first read today (a new kind of data, read again and again)"),
     FeatureSpec("breadth", _cells(("distinct_sensitive_relations", "distinct_sensitive_columns"), "day", REFERENCES),
                 "how many personal-data relations and columns were touched"),
     FeatureSpec("failures", _cells(("failed_statements", "failed_logins"), "day", REFERENCES),
@@ -87,6 +90,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
 _DEPARTING = FEATURE_NAMES.index("departing_excess")
+# what a service account is judged on: its workload changes with every release, a stolen credential
+# shows as a new client program or address, or as failures
+SERVICE_FEATURES = ("new_sources", "failures")
+_NOT_FOR_SERVICES = np.array([name not in SERVICE_FEATURES for name in FEATURE_NAMES])
+WEEK_MARGIN = 1.0     # a 7-day excess counts up to today's excess plus this: sustained, and still going on
+PEER_MARGIN = 1.0     # an excess over peers counts up to the excess over own history plus this
 
 
 def _cell_index(counter: str, horizon: str, reference: str) -> int:
@@ -100,10 +109,16 @@ _FEATURE_CELLS = [np.array([_cell_index(*cell) for cell in f.cells]) for f in FE
 
 
 class PeerBaselines:
-    """Peer-group reference levels, learned at training time and shipped in the model."""
+    """Peer-group reference levels, learned at training time and shipped in the model.
 
-    def __init__(self, groups: dict[str, Baseline], roles: dict[str, Baseline], overall: Baseline) -> None:
+    Also the client networks the organisation works from (`networks`: those at
+    least two people used during training); None when unknown, and then no
+    network counts as foreign."""
+
+    def __init__(self, groups: dict[str, Baseline], roles: dict[str, Baseline], overall: Baseline,
+                 networks: frozenset[str] | None = None) -> None:
         self.groups, self.roles, self.overall = groups, roles, overall
+        self.networks = networks
 
     def for_employee(self, employee: Employee | None) -> Baseline:
         if employee is None:
@@ -111,15 +126,20 @@ class PeerBaselines:
         return self.groups.get(employee.peer_group) or self.roles.get(employee.role) or self.overall
 
     def to_dict(self) -> dict:
-        return {"groups": {k: b.to_dict() for k, b in self.groups.items()},
+        data = {"groups": {k: b.to_dict() for k, b in self.groups.items()},
                 "roles": {k: b.to_dict() for k, b in self.roles.items()},
                 "overall": self.overall.to_dict()}
+        if self.networks is not None:
+            data["networks"] = sorted(self.networks)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "PeerBaselines":
+        networks = data.get("networks")
         return cls({k: Baseline.from_dict(v) for k, v in data["groups"].items()},
                    {k: Baseline.from_dict(v) for k, v in data["roles"].items()},
-                   Baseline.from_dict(data["overall"]))
+                   Baseline.from_dict(data["overall"]),
+                   None if networks is None else frozenset(networks))
 
 
 @dataclass(slots=True)
@@ -129,22 +149,27 @@ class References:
     own: Baseline
     peers: Baseline
     departing: bool
+    service: bool = False
 
 
 def references_for(own: Baseline | None, employee: Employee | None, peers: PeerBaselines, day: int) -> References:
     peer = peers.for_employee(employee)
     if employee is None or employee.role == SERVICE_ROLE:
         reference = own or peer
-        return References(reference, reference, False)
+        return References(reference, reference, False, employee is not None)
     departing = employee.is_departing_on(date.fromordinal(day)) if day > 0 else False
     return References(own or peer, peer, departing)
 
 
 def horizon_values(snapshots: list[Snapshot]) -> np.ndarray:
-    """log1p of every counter at every horizon: shape (n, 3 horizons, counters)."""
+    """log1p of every counter at every horizon: shape (n, 3 horizons, counters).
+
+    The week horizon is the last 7 days without the busiest one (see
+    `baseline.weekly_sums`): it measures sustained behaviour, not one burst."""
     day = np.array([s.day_counts for s in snapshots])
     hour = np.array([s.hour_counts for s in snapshots])
-    week = np.array([s.week_prior for s in snapshots]) + day
+    busiest = np.maximum(np.array([s.week_prior_max for s in snapshots]), day)
+    week = np.array([s.week_prior for s in snapshots]) + day - busiest
     return np.log1p(np.stack([hour, day, week], axis=1))
 
 
@@ -160,49 +185,137 @@ def excess_cells(snapshots: list[Snapshot], references: list[References]) -> np.
     return np.stack(cells, axis=1).reshape(len(snapshots), -1)
 
 
+SURGE_Z = 3.0                 # a day cell at least this high: the member is surging on that counter
+PERIOD_CORROBORATION = 1      # surging colleagues that explain a surge on a month's first/last working days
+CORROBORATION = 2             # ... on any other day
+PERIOD_WORKDAYS = 3           # the first and the last this many working days of a month are period days
+_DAY = HORIZONS.index("day")
+_N_CELLS = len(REFERENCES) * len(HORIZONS) * C.N_COUNTERS
+
+
+def is_period_day(calendar: WorkCalendar, day: int, workdays: int = PERIOD_WORKDAYS) -> bool:
+    """Whether a local day is among the first or last `workdays` working days of its month.
+
+    Month ends and starts are when organisations close their books, settle and
+    report: whole teams read what they read on no other day."""
+    found = _PERIOD_DAYS.get((id(calendar), day))
+    if found is None:
+        today = date.fromordinal(day)
+        first = today.replace(day=1).toordinal()
+        last = (today.replace(day=28) + timedelta(days=4)).replace(day=1).toordinal() - 1
+        working = [d for d in range(first, last + 1) if calendar.is_working_day(date.fromordinal(d))]
+        found = day in working[:workdays] or day in working[-workdays:]
+        if len(_PERIOD_DAYS) > 4096:
+            _PERIOD_DAYS.clear()
+        _PERIOD_DAYS[(id(calendar), day)] = found
+    return found
+
+
+_PERIOD_DAYS: dict[tuple[int, int], bool] = {}
+
+
 class CohortLevels:
     """What a whole role is doing today, so that organisation-wide peaks are not individual anomalies.
 
-    A sales festival, a month-end close or a system release lifts everyone in a
-    role at once; exfiltration lifts one person. Each snapshot's excess cells
-    are reduced by the median cells of its role's members active the same local
-    day (when at least `min_members` are; one person barely moves that median),
-    as of the end of the previous tick. Levels are kept per stream and advanced
-    tick by tick in event time, so they depend only on the stream's order, never
-    on batch boundaries.
+    A sales festival, a month-end close or a system release lifts a role at once;
+    exfiltration lifts one person. Two judgements, both against the members of
+    the person's role active the same local day, on the same stream:
+
+    - level: each snapshot's excess cells are reduced by the median cells of its
+      role's members (when at least `min_members` are; one person barely moves
+      that median), as of the end of the previous tick: a whole role lifted.
+    - shared surge: when colleagues surge on the same counter today (their day
+      cell at least `surge_z`), the person's excess on that counter (every
+      horizon) is judged against what those colleagues read today instead: only
+      reading more than they do counts. On a month's first and last working days
+      (`is_period_day`: closes, settlements, reports) one such colleague is
+      enough, on other days `corroboration` are needed, so that one colleague's
+      busy day never hides a theft. Colleagues of the same tick count, so two
+      people starting a month-end pull together explain each other.
+
+    Levels are kept per stream and advanced tick by tick in event time, so they
+    depend only on the stream's order, never on batch boundaries. Each member's
+    memory is its raw cells followed by its log1p day counts (`memory_rows`).
     """
 
-    def __init__(self, min_members: int = 5) -> None:
+    def __init__(self, min_members: int = 5, calendar: WorkCalendar | None = None, surge_z: float = SURGE_Z,
+                 period_corroboration: int = PERIOD_CORROBORATION, corroboration: int = CORROBORATION) -> None:
         self.min_members = min_members
-        self._latest: dict[tuple[int, str, int], dict[str, np.ndarray]] = {}   # (stream, role, day) -> member -> cells
+        self.calendar = calendar
+        self.surge_z = surge_z
+        self.period_corroboration, self.corroboration = period_corroboration, corroboration
+        self._latest: dict[tuple[int, str, int], dict[str, np.ndarray]] = {}   # (stream, role, day) -> member -> memory
+
+    @staticmethod
+    def memory_rows(snapshots: list[Snapshot], cells: np.ndarray) -> np.ndarray:
+        """What the cohort keeps of each snapshot: its raw cells, then log1p of its day counts."""
+        return np.hstack([cells, horizon_values(snapshots)[:, _DAY, :]])
 
     def adjust(self, snapshots: list[Snapshot], roles: list[str | None], cells: np.ndarray) -> np.ndarray:
-        """Cells minus their cohort's level; the cohort then learns these snapshots, tick by tick."""
+        """Cells judged against their cohort; the cohort learns these snapshots, tick by tick."""
         adjusted = cells.copy()
+        memory = self.memory_rows(snapshots, cells)
         ticks: dict[tuple[int, int], list[int]] = {}
         for i, snapshot in enumerate(snapshots):
             if roles[i] is not None:
                 ticks.setdefault((snapshot.partition, snapshot.tick_end_ms), []).append(i)
         for _, members in sorted(ticks.items()):
-            groups = {i: (snapshots[i].partition, roles[i], snapshots[i].day) for i in members}
-            levels = {group: self._level(group) for group in set(groups.values())}
-            for i, group in groups.items():
-                if levels[group] is not None:
-                    adjusted[i] = np.maximum(cells[i] - levels[group], 0.0)
-            for i, group in groups.items():
-                self._latest.setdefault(group, {})[snapshots[i].key] = cells[i]
+            groups: dict[tuple[int, str, int], list[int]] = {}
+            for i in members:
+                groups.setdefault((snapshots[i].partition, roles[i], snapshots[i].day), []).append(i)
+            for group, indices in groups.items():
+                level = self._level(group)
+                if level is not None:
+                    adjusted[indices] = np.maximum(cells[indices] - level, 0.0)
+                known = self._latest.setdefault(group, {})
+                for i in indices:
+                    known[snapshots[i].key] = memory[i]
+                self._shared_surge(group, [snapshots[i].key for i in indices], memory[indices], adjusted, indices)
         self._forget_old_days()
         return adjusted
 
     def remember(self, stream: int, role: str, day: int, key: str, cells: np.ndarray) -> None:
-        """Re-learn one member's latest cells, from a restored state."""
-        self._latest.setdefault((stream, role, day), {})[key] = cells
+        """Re-learn one member's latest memory row, from a restored state (rows of another layout are ignored)."""
+        if len(cells) == _N_CELLS + C.N_COUNTERS:
+            self._latest.setdefault((stream, role, day), {})[key] = cells
 
     def _level(self, group: tuple[int, str, int]) -> np.ndarray | None:
         members = self._latest.get(group)
         if not members or len(members) < self.min_members:
             return None
-        return np.median(np.stack(list(members.values())), axis=0)
+        return np.median(np.stack(list(members.values()))[:, :_N_CELLS], axis=0)
+
+    def _shared_surge(self, group: tuple[int, str, int], keys: list[str], rows: np.ndarray,
+                      adjusted: np.ndarray, indices: list[int]) -> None:
+        """Limit each member's excess on counters colleagues surge on today to what exceeds those colleagues."""
+        period = self.calendar is not None and is_period_day(self.calendar, group[2])
+        k = self.period_corroboration if period else self.corroboration
+        known = self._latest[group]
+        if len(known) <= k:
+            return
+        names = list(known)
+        everyone = np.stack([known[n] for n in names])                          # (m, cells + counters)
+        m = len(names)
+        day_cells = everyone[:, :_N_CELLS].reshape(m, len(REFERENCES), len(HORIZONS), C.N_COUNTERS)[:, :, _DAY]
+        surging = day_cells >= self.surge_z                                      # (m, refs, counters)
+        if not (surging.sum(axis=0) >= k).any():
+            return
+        values = np.where(surging, everyone[:, None, _N_CELLS:], -np.inf)        # (m, refs, counters)
+        order = np.argsort(-values, axis=0, kind="stable")
+        ranked = np.take_along_axis(values, order, axis=0)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(m)[:, None, None], axis=0)
+        kth = ranked[k - 1]
+        kth_next = ranked[k] if m > k else np.full_like(kth, -np.inf)
+        position = {n: j for j, n in enumerate(names)}
+        for key, row, i in zip(keys, rows, indices):
+            j = position[key]
+            others = np.where(rank[j] < k, kth_next, kth)                        # k-th largest surging colleague
+            if not np.isfinite(others).any():
+                continue
+            limit = np.where(np.isfinite(others), np.maximum((row[_N_CELLS:] - others) / MIN_SPREAD, 0.0), np.inf)
+            cells = adjusted[i].reshape(len(REFERENCES), len(HORIZONS), C.N_COUNTERS)
+            adjusted[i] = np.minimum(cells, limit[:, None, :]).reshape(-1)
 
     def _forget_old_days(self) -> None:
         if len(self._latest) > 512:
@@ -211,13 +324,36 @@ class CohortLevels:
                 del self._latest[group]
 
 
+def judged_cells(cells: np.ndarray) -> np.ndarray:
+    """Cells as the features read them: corroborated by what the person does today and by their own history.
+
+    - a 7-day excess counts up to today's excess on the same counter plus
+      `WEEK_MARGIN`: the week horizon is for behaviour that goes on, not for the
+      week after a one-off (which the day horizon judged when it happened);
+    - an excess over peers counts up to the excess over the person's own history
+      plus `PEER_MARGIN`: someone who has always read more than their peers is
+      not anomalous for it, and once they do it (a month-end close) their own
+      history knows it while the peers' levels, fixed at training, never will.
+    For people without history of their own, own levels are the peers' anyway."""
+    n = len(cells)
+    judged = cells.reshape(n, len(REFERENCES), len(HORIZONS), C.N_COUNTERS).copy()
+    week, day = HORIZONS.index("week"), HORIZONS.index("day")
+    judged[:, :, week] = np.minimum(judged[:, :, week], judged[:, :, day] + WEEK_MARGIN)
+    own, peers = REFERENCES.index("own"), REFERENCES.index("peers")
+    judged[:, peers] = np.minimum(judged[:, peers], judged[:, own] + PEER_MARGIN)
+    return judged.reshape(n, -1)
+
+
 def feature_matrix(snapshots: list[Snapshot], references: list[References], cells: np.ndarray | None = None) -> np.ndarray:
-    """One row per snapshot, columns in `FEATURE_NAMES` order."""
+    """One row per snapshot, columns in `FEATURE_NAMES` order, from judged cells (`judged_cells`)."""
     if cells is None:
-        cells = excess_cells(snapshots, references)
+        cells = judged_cells(excess_cells(snapshots, references))
     matrix = np.column_stack([cells[:, idx].max(axis=1) for idx in _FEATURE_CELLS])
     departing = np.array([r.departing for r in references], dtype=bool)
     matrix[:, _DEPARTING] = np.where(departing, matrix[:, _DEPARTING], 0.0)
+    service = np.array([r.service for r in references], dtype=bool)
+    if service.any():
+        matrix[np.ix_(service, _NOT_FOR_SERVICES)] = 0.0
     return matrix
 
 

@@ -8,11 +8,15 @@ get the forest's score for the all-zero vector, computed once.
 
 An isolation forest cannot rank points beyond the range it was fitted on: every
 row past the training maximum of a feature lands in the same leaf, so a pull
-100 times larger than anything seen scores like the largest one seen. The score
-therefore adds how far a row lies outside the training envelope (the 99.9th
-percentile of each feature), on a log scale:
-    score = -score_samples(x) + w * log1p(sum_f max(0, x_f - envelope_f))
-The threshold is calibrated on this same score.
+100 times larger than anything seen scores like the largest one seen. Worse, a
+point extreme in one sparse feature (sequential lookups, new-column reads) is
+rarely split on, because that feature is constant in most nodes, and scores
+like an ordinary row. The score therefore adds how far a row lies beyond the
+training envelope (each feature's largest training value), relative to that
+envelope and on a log scale, for its most extreme feature:
+    score = -score_samples(x) + w * log1p(max_f max(0, x_f - envelope_f) / max(envelope_f, 1))
+Nothing in training lies beyond the envelope, so the threshold, calibrated on
+this same score, is the forest's; the term only lifts rows unlike anything seen.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ class ForestSettings:
     n_estimators: int = 200
     max_samples: int = 1024
     random_state: int = 0
-    envelope_quantile: float = 99.9
-    extrapolation_weight: float = 0.05
+    envelope_quantile: float = 100.0
+    extrapolation_weight: float = 0.2
     alert_budget_per_1000_days: float = 1.0   # baseline alerts allowed per 1,000 employee-days
     budget_safety: float = 1.0                # < 1 aims below the budget on the baseline
 
@@ -59,7 +63,7 @@ class AnomalyModel:
         active = matrix.any(axis=1)
         if active.any():
             rows = matrix[active]
-            outside = np.maximum(rows - self.envelope, 0.0).sum(axis=1)
+            outside = (np.maximum(rows - self.envelope, 0.0) / np.maximum(self.envelope, 1.0)).max(axis=1)
             scores[active] = -self.forest.score_samples(rows) + self.extrapolation_weight * np.log1p(outside)
         return scores
 

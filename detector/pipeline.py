@@ -22,7 +22,9 @@ from detector.catalog import Catalog
 from detector.directory import Directory, Employee
 from detector.events import AccessEvent
 from detector.explain import evidence, model_reasons
-from detector.features import CohortLevels, PeerBaselines, References, excess_cells, feature_matrix, references_for
+from detector.features import (
+    CohortLevels, PeerBaselines, References, excess_cells, feature_matrix, judged_cells, references_for,
+)
 from detector.model import AnomalyModel
 from detector.rules import RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
@@ -65,7 +67,7 @@ class DetectionPipeline:
         self.rules = rules or RuleSettings()
         self.profiler = AccessProfiler(refs.catalog)
         self.alert_book = AlertBook(scoring.version)
-        self.cohorts = CohortLevels()
+        self.cohorts = CohortLevels(calendar=refs.calendar)
         self.states: dict[str, EmployeeState] = {}
         self.seeds: dict[str, EmployeeState] = {}       # baselines from training, copied on first use
         self.stats = PipelineStats()
@@ -91,6 +93,7 @@ class DetectionPipeline:
         scored as one matrix."""
         alerts: list[dict] = []
         resolve, local_time, profile_of = self.refs.directory.resolve, self.refs.calendar.local, self.profiler.profile
+        networks = self.scoring.peers.networks
         dirty = self._dirty.setdefault(stream, {})
         watermark = self._watermark.get(stream, -1)
         count = 0
@@ -111,7 +114,7 @@ class DetectionPipeline:
                 state.observe(event, local, profile, literals)
                 state.partition = stream
                 dirty[state.key] = state
-                if may_fire(event, profile, self.rules):
+                if may_fire(event, profile, self.rules, networks):
                     alert = self._check_rules(event, profile, employee, state)
                     if alert is not None:
                         alerts.append(alert)
@@ -215,7 +218,7 @@ class DetectionPipeline:
 
     def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState) -> dict | None:
         refs = references_for(state.baseline, employee, self.scoring.peers, state.day)
-        hit = check_rules(event, profile, employee, refs, self.rules)
+        hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks)
         if hit is None:
             return None
         extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),
@@ -239,8 +242,8 @@ class DetectionPipeline:
             return []
         roles = [self._cohort_role(s) for s in pending]
         raw_cells = excess_cells(pending, references)
-        cells = self.cohorts.adjust(pending, roles, raw_cells)
-        for snapshot, role, row in zip(pending, roles, raw_cells):
+        cells = judged_cells(self.cohorts.adjust(pending, roles, raw_cells))
+        for snapshot, role, row in zip(pending, roles, self.cohorts.memory_rows(pending, raw_cells)):
             if role is not None:     # saved with the state, so a restored partition re-learns its cohorts
                 self.states[snapshot.key].cohort_cells = (snapshot.day, row.tolist())
         matrix = feature_matrix(pending, references, cells)

@@ -1,4 +1,5 @@
-"""Named rules for what needs no statistics: unambiguous bulk pulls and exports.
+"""Named rules for what needs no statistics: unambiguous bulk pulls, exports, and
+personal data read from a network the organisation does not work from.
 
 A rule looks at one event (with its access profile) and fires at once, so a
 single-statement pull is alerted within the event's own batch. Service accounts
@@ -16,9 +17,11 @@ from detector.alerts import Reason
 from detector.directory import Employee
 from detector.events import AccessEvent
 from detector.features import References
+from detector.state import client_network
 
 BULK_READ = "bulk_sensitive_read"
 SENSITIVE_EXPORT = "sensitive_export"
+FOREIGN_NETWORK = "foreign_network_read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,7 @@ class RuleSettings:
     bulk_read_rows: int = 20000           # one statement reading at least this many personal-data rows
     bulk_read_critical_rows: int = 200000
     export_enabled: bool = True
+    foreign_network_enabled: bool = True   # needs the organisation's networks, learned at training
 
     def __post_init__(self) -> None:
         if self.bulk_read_rows < 1:
@@ -39,15 +43,20 @@ class RuleHit:
     reasons: list[Reason]
 
 
-def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings) -> bool:
+def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
+             networks: frozenset[str] | None = None) -> bool:
     """Cheap pre-check on the hot path, before references are looked up."""
     return profile.reads_personal_data and (
-        (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows)
+        (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows
+        or _foreign(event, settings, networks) is not None)
 
 
 def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee | None,
-                refs: References, settings: RuleSettings) -> RuleHit | None:
-    """The first rule this event breaks, or None."""
+                refs: References, settings: RuleSettings, networks: frozenset[str] | None = None) -> RuleHit | None:
+    """The first rule this event breaks, or None.
+
+    `networks` are the client networks the organisation worked from in training
+    (None: unknown, and the foreign-network rule stays silent)."""
     if not profile.reads_personal_data or not event.success:
         return None
     if employee is not None and employee.is_service_account:
@@ -56,7 +65,18 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
         return _export_hit(event, profile)
     if event.rows is not None and event.rows >= settings.bulk_read_rows and not profile.aggregate:
         return _bulk_hit(event, profile, refs, settings)
+    network = _foreign(event, settings, networks)
+    if network is not None:
+        return _foreign_hit(event, profile, network)
     return None
+
+
+def _foreign(event: AccessEvent, settings: RuleSettings, networks: frozenset[str] | None) -> str | None:
+    """The event's client network when the organisation never worked from it, else None."""
+    if networks is None or not settings.foreign_network_enabled or event.client_addr is None:
+        return None
+    network = client_network(event.client_addr)
+    return None if network in networks else network
 
 
 def _bulk_hit(event: AccessEvent, profile: AccessProfile, refs: References, settings: RuleSettings) -> RuleHit:
@@ -73,6 +93,14 @@ def _export_hit(event: AccessEvent, profile: AccessProfile) -> RuleHit:
     how = f" with {event.application}" if event.application else ""
     detail = f"exported {rows} rows of {_relations(profile)} ({_columns(profile)}){how}"
     return RuleHit(SENSITIVE_EXPORT, "high", [Reason("sensitive_export", 1, 0, detail)])
+
+
+def _foreign_hit(event: AccessEvent, profile: AccessProfile, network: str) -> RuleHit:
+    rows = "an unknown number of" if event.rows is None else f"{event.rows:,}"
+    how = f" with {event.application}" if event.application else ""
+    detail = (f"read {rows} rows of {_relations(profile)} ({_columns(profile)}) from {event.client_addr}{how}; "
+              f"nobody in the organisation worked from its network {network} during training")
+    return RuleHit(FOREIGN_NETWORK, "high", [Reason("foreign_network", 1, 0, detail)])
 
 
 def _relations(profile: AccessProfile) -> str:

@@ -16,6 +16,8 @@ the private state checkpoint, never in alerts, logs or metrics.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -36,6 +38,67 @@ MAX_FINGERPRINTS = 64
 RARE_HOUR_SHARE = 0.01
 RARE_HOUR_MIN_HISTORY = 200
 SEQUENTIAL_GAP = 5
+_VERSION_TOKEN = re.compile(r"v?\d+(\.\d+)*")
+_PROGRAMS: dict[str, str] = {}
+MAX_PROGRAMS = 4096
+
+
+def client_program(application: str) -> str:
+    """The program behind an application name, without window titles or versions.
+
+    SQL clients put changing details into `application_name`: DBeaver adds the
+    editor tab ("DBeaver 24.1.5 - SQLEditor <Script-12.sql>", a new number every
+    day), pgAdmin the database ("pgAdmin 4 - DB:crm"), and upgrades change the
+    version. A person opening a new script is not using a new tool, so sources
+    are compared by program ("dbeaver", "pgadmin", "psql")."""
+    found = _PROGRAMS.get(application)
+    if found is None:
+        head = application.split(" - ", 1)[0].lower()
+        found = " ".join(t for t in head.split() if not _VERSION_TOKEN.fullmatch(t)) or head
+        if len(_PROGRAMS) >= MAX_PROGRAMS:
+            _PROGRAMS.clear()
+        _PROGRAMS[application] = found
+    return found
+
+
+def lookup_key_number(literals: tuple[str, ...], index: int | None) -> int | None:
+    """The number in a looked-up key: 1234 or '13800000001', and also the digits of a prefixed
+    identifier such as 'ZX0007310000123456' (waybill, order and ticket numbers), so that walking
+    consecutive identifiers counts as enumeration whatever their prefix."""
+    number = literal_as_int(literals, index)
+    if number is not None or index is None or not 0 <= index < len(literals):
+        return number
+    raw = literals[index]
+    if not isinstance(raw, str) or len(raw) < 3 or raw[0] != "'" or raw[-1] != "'":
+        return None
+    text = raw[1:-1]
+    digits = len(text) - len(text.rstrip("0123456789"))
+    if digits < 4 or digits > 18 or not text[:-digits].isalpha():
+        return None
+    return int(text[-digits:])
+
+
+_NETWORKS: dict[str, str] = {}
+
+
+def client_network(address: str) -> str:
+    """The site-level network of a client address: its IPv4 /20 or IPv6 /48 block, or a host name's domain.
+
+    A /20 (4,096 addresses) is the size of a site's address plan or a VPN pool:
+    a new desk or a new VPN lease stays inside the blocks the organisation
+    already works from; an address from a home, a café or a foreign VPN does not."""
+    found = _NETWORKS.get(address)
+    if found is None:
+        try:
+            ip = ipaddress.ip_address(address)
+            prefix = 20 if ip.version == 4 else 48
+            found = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+        except ValueError:
+            found = address.split(".", 1)[1] if "." in address else "(local host names)"
+        if len(_NETWORKS) >= MAX_PROGRAMS:
+            _NETWORKS.clear()
+        _NETWORKS[address] = found
+    return found
 
 
 @dataclass(slots=True)
@@ -48,6 +111,7 @@ class Snapshot:
     day_counts: list[float]
     hour_counts: list[float]
     week_prior: list[float]
+    week_prior_max: list[float]      # per counter, the busiest past day of those in `week_prior`
     own: Baseline | None
     last_ts_ms: int
     partition: int
@@ -56,12 +120,13 @@ class Snapshot:
 class EmployeeState:
     __slots__ = (
         "key", "employee_id", "day", "day_counts", "day_hour_max", "tick", "buckets", "hour_counts",
-        "history", "_baseline", "week_prior", "seen_sources", "seen_relations", "seen_columns",
-        "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns",
+        "history", "_baseline", "week_prior", "week_prior_max", "seen_sources", "seen_relations", "seen_columns",
+        "seen_networks",
+        "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition", "rare_hours",
         "cohort_cells",
     )
-    _DERIVED = ("_baseline", "rare_hours")     # recomputed from history, not persisted
+    _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
     def __init__(self, key: str, employee_id: str) -> None:
         self.key = key
@@ -75,14 +140,17 @@ class EmployeeState:
         self.history: list[tuple[int, list[float], list[float]]] = []
         self._baseline: Baseline | None | object = None
         self.week_prior = C.zeros()
+        self.week_prior_max = C.zeros()
         self.seen_sources: set[str] = set()
         self.seen_relations: set[str] = set()
         self.seen_columns: set[str] = set()
+        self.seen_networks: set[str] = set()         # client networks this person worked from
         self.hour_histogram = [0] * 24
         self.day_hours = [0] * 24
         self.day_new_sources: set[str] = set()
         self.day_relations: dict[str, float] = {}
         self.day_columns: set[str] = set()
+        self.day_new_columns: set[str] = set()      # personal-data columns first read today
         self.day_fingerprints: dict[str, list[float]] = {}
         self.day_accounts: set[str] = set()
         self.last_lookup: tuple[str, int] | None = None
@@ -115,7 +183,8 @@ class EmployeeState:
             if hour[i] > peak[i]:
                 peak[i] = hour[i]
         return Snapshot(self.key, (self.tick + 1) * TICK_MS, self.day, self.day_counts.copy(),
-                        hour.copy(), self.week_prior, self.baseline, self.last_ts_ms, self.partition)
+                        hour.copy(), self.week_prior, self.week_prior_max, self.baseline, self.last_ts_ms,
+                        self.partition)
 
     def _evict_hour(self, tick: int) -> None:
         buckets, hour = self.buckets, self.hour_counts
@@ -135,13 +204,14 @@ class EmployeeState:
         self.day = day
         self.day_counts, self.day_hour_max = C.zeros(), C.zeros()
         self.day_hours = [0] * 24
-        self.day_new_sources, self.day_columns = set(), set()
+        self.day_new_sources, self.day_columns, self.day_new_columns = set(), set(), set()
         self.day_relations, self.day_fingerprints, self.day_accounts = {}, {}, set()
         self._refresh_baseline()
 
     def _refresh_baseline(self) -> None:
         recent = [entry for entry in self.history if entry[0] > self.day - 7]
         self.week_prior = np.sum([e[1] for e in recent], axis=0).tolist() if recent else C.zeros()
+        self.week_prior_max = np.max([e[1] for e in recent], axis=0).tolist() if recent else C.zeros()
         if len(self.history) < MIN_OWN_DAYS:
             self._baseline, self.rare_hours = None, frozenset()
             return
@@ -183,15 +253,22 @@ class EmployeeState:
             deltas.append((C.OFF_HOURS, 1.0))
         if local.hour in self.rare_hours:
             deltas.append((C.RARE_HOUR, 1.0))
+        if event.client_addr is not None:
+            network = client_network(event.client_addr)
+            if network not in self.seen_networks:
+                _bounded_add(self.seen_networks, network)
         new_source = self._note_sources(event, deltas)
-        self._note_relations(profile, deltas)
+        new_column = self._note_relations(profile, deltas)
         if profile.reads_personal_data and event.success:
-            self._count_personal_read(event, local, profile, literals, new_source, deltas)
+            self._count_personal_read(event, local, profile, literals, new_source, new_column, deltas)
         self._apply(deltas)
 
     def _count_personal_read(self, event: AccessEvent, local: LocalTime, profile: AccessProfile,
-                             literals: tuple[str, ...], new_source: bool, deltas: list[tuple[int, float]]) -> None:
+                             literals: tuple[str, ...], new_source: bool, new_column: bool,
+                             deltas: list[tuple[int, float]]) -> None:
         deltas.append((C.SENSITIVE_STATEMENTS, 1.0))
+        if new_column:
+            deltas.append((C.NEW_COLUMN_STATEMENTS, 1.0))
         rows = None if profile.aggregate else event.rows
         if rows is None and not profile.aggregate:
             deltas.append((C.UNKNOWN_ROWS, 1.0))
@@ -203,6 +280,8 @@ class EmployeeState:
                 deltas.append((C.OFF_HOURS_ROWS, value))
             if new_source:
                 deltas.append((C.NEW_SOURCE_ROWS, value))
+            if new_column:
+                deltas.append((C.NEW_COLUMN_ROWS, value))
         if profile.is_export:
             deltas.append((C.SENSITIVE_EXPORTS, 1.0))
         if profile.unbounded:
@@ -216,7 +295,7 @@ class EmployeeState:
         self._note_evidence(profile, rows)
 
     def _note_key(self, profile: AccessProfile, literals: tuple[str, ...], deltas: list[tuple[int, float]]) -> None:
-        key = literal_as_int(literals, profile.key_literal_index)
+        key = lookup_key_number(literals, profile.key_literal_index)
         if key is None:
             return
         last = self.last_lookup
@@ -227,7 +306,8 @@ class EmployeeState:
     def _note_sources(self, event: AccessEvent, deltas: list[tuple[int, float]]) -> bool:
         """Count never-seen client addresses and applications; True if this event uses one."""
         is_new = False
-        for source in (event.client_addr, event.application):
+        application = event.application
+        for source in (event.client_addr, None if application is None else client_program(application)):
             if source is None:
                 continue
             if source in self.day_new_sources:
@@ -240,26 +320,33 @@ class EmployeeState:
                 _bounded_add(self.seen_sources, source)
         return is_new
 
-    def _note_relations(self, profile: AccessProfile, deltas: list[tuple[int, float]]) -> None:
+    def _note_relations(self, profile: AccessProfile, deltas: list[tuple[int, float]]) -> bool:
+        """Count new and distinct relations and columns; True if the statement reads a column new today."""
         for relation in profile.relations:
             if relation not in self.seen_relations:
                 if self.has_history:
                     deltas.append((C.NEW_RELATIONS, 1.0))
                 _bounded_add(self.seen_relations, relation)
         if not profile.reads_personal_data:
-            return
+            return False
         for relation in profile.sensitive_relations:
             if relation not in self.day_relations:
                 self.day_relations[relation] = 0.0
                 deltas.append((C.DISTINCT_RELATIONS, 1.0))
+        new_today = False
         for column in profile.sensitive_columns:
             if column not in self.day_columns:
                 self.day_columns.add(column)
                 deltas.append((C.DISTINCT_COLUMNS, 1.0))
-            if column not in self.seen_columns:
+            if column in self.day_new_columns:
+                new_today = True
+            elif column not in self.seen_columns:
                 if self.has_history:
                     deltas.append((C.NEW_COLUMNS, 1.0))
+                    self.day_new_columns.add(column)
+                    new_today = True
                 _bounded_add(self.seen_columns, column)
+        return new_today
 
     def _note_evidence(self, profile: AccessProfile, rows: int | None) -> None:
         value = float(rows or 0)
@@ -300,7 +387,8 @@ class EmployeeState:
 
 
 _STALE = object()      # the baseline must be recomputed from history before use
-_SETS = {"seen_sources", "seen_relations", "seen_columns", "day_new_sources", "day_columns", "day_accounts"}
+_SETS = {"seen_sources", "seen_relations", "seen_columns", "seen_networks", "day_new_sources", "day_columns", "day_new_columns",
+         "day_accounts"}
 
 
 def _plain(value: object) -> object:

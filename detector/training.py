@@ -78,7 +78,13 @@ def peer_baselines(states: dict[str, EmployeeState], directory: Directory) -> Pe
             everyone.append(person)
     return PeerBaselines({k: group_baseline(v) for k, v in groups.items()},
                          {k: group_baseline(v) for k, v in roles.items()},
-                         group_baseline(everyone) if everyone else _flat_baseline())
+                         group_baseline(everyone) if everyone else _flat_baseline(),
+                         organisation_networks(states.values()))
+
+
+def organisation_networks(states: Iterable[EmployeeState]) -> frozenset[str]:
+    """Client networks anyone (people and services) worked from in training: offices, VPN pools, data centres."""
+    return frozenset(network for state in states for network in state.seen_networks)
 
 
 def _active_days(state: EmployeeState) -> list[tuple[int, list[float], list[float]]]:
