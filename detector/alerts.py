@@ -4,7 +4,10 @@ A `Trigger` is one reason to alert (a rule firing on an event, or the model
 scoring a snapshot over its threshold). The `AlertBook` folds triggers into
 incidents: while an employee keeps triggering with gaps shorter than
 `incident_gap_ms`, later triggers update the same alert (re-emitted only when
-severity escalates or another detector joins) instead of raising a new one.
+severity escalates, another detector joins, or a behaviour the alert does not
+show yet leads the trigger) instead of raising a new one. A re-emitted revision's
+`detected_at` is the event time of the trigger that raised it (the contract's
+meaning); `first_detected_at` keeps when the incident was opened.
 The `alert_id` is derived from the employee and the event time of the trigger
 that opened the incident, so re-processing the same events gives the same ids.
 No statement text ever reaches an alert except as a literal-free fingerprint.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from detector.counters import CATEGORY_ROWS, COUNTER_NAMES
 from detector.events import format_ts
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -84,7 +88,7 @@ class AlertBook:
         incident.last_ms = max(incident.last_ms, trigger.ts_ms)
         escalates = _RANK[trigger.severity] > _RANK[incident.severity]
         joins = trigger.detector not in incident.detectors
-        if not (escalates or joins):
+        if not (escalates or joins or _new_behaviour(trigger, incident.alert)):
             return None
         return self._update(incident, trigger, escalates)
 
@@ -102,9 +106,8 @@ class AlertBook:
         if trigger.detector not in incident.detectors:
             incident.detectors.append(trigger.detector)
         alert = _alert_dict(incident.alert_id, trigger, self.model_version)
-        alert["detected_at"] = previous["detected_at"]
+        alert["first_detected_at"] = previous.get("first_detected_at", previous["detected_at"])
         alert["window_start"] = min(previous["window_start"], alert["window_start"])
-        alert["updated_at"] = format_ts(trigger.ts_ms)
         alert["revision"] = previous.get("revision", 0) + 1
         alert["severity"] = incident.severity
         alert["detectors"] = list(incident.detectors)
@@ -138,6 +141,25 @@ def _alert_dict(alert_id: str, trigger: Trigger, model_version: str) -> dict:
         "model_version": model_version,
         "revision": 0,
     }
+
+
+def _behaviour(feature: str) -> str:
+    """What a reason is about: its counter ("feature:counter:horizon"), rows of any
+    category of personal data counting as one behaviour, or the rule's name."""
+    parts = feature.split(":")
+    counter = parts[1] if len(parts) > 1 else parts[0]
+    return "sensitive_rows" if counter in _CATEGORY_ROW_COUNTERS else counter
+
+
+_CATEGORY_ROW_COUNTERS = frozenset(COUNTER_NAMES[i] for i in CATEGORY_ROWS.values())
+
+
+def _new_behaviour(trigger: Trigger, alert: dict) -> bool:
+    """Whether the trigger's leading reason is a behaviour the incident's alert does not show yet
+    (an enumeration starting during a bulk-read incident must reach the analyst)."""
+    if not trigger.reasons:
+        return False
+    return _behaviour(trigger.reasons[0].feature) not in {_behaviour(r["feature"]) for r in alert.get("reasons", [])}
 
 
 def _merge_reasons(new: list[dict], old: list[dict]) -> list[dict]:

@@ -69,14 +69,10 @@ def incidents_from_labels(labels: list[dict]) -> list[Incident]:
 
 
 def detections_from_alerts(alerts: list[dict]) -> list[Detection]:
-    """One detection per alert_id, at its earliest detected_at."""
-    first: dict[str, Detection] = {}
-    for alert in alerts:
-        detection = Detection(str(alert["employee_id"]), parse_ts(alert["detected_at"]))
-        known = first.get(alert["alert_id"])
-        if known is None or detection.detected_ms < known.detected_ms:
-            first[alert["alert_id"]] = detection
-    return list(first.values())
+    """One detection per alert record (a revision included) at its detected_at, as the contract
+    counts them; records of the same employee at the same moment count once."""
+    seen = {(str(a["employee_id"]), parse_ts(a["detected_at"])) for a in alerts}
+    return [Detection(employee, ms) for employee, ms in sorted(seen)]
 
 
 def evaluate(name: str, incidents: list[Incident], detections: list[Detection], employee_days: int,

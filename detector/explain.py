@@ -12,8 +12,9 @@ import numpy as np
 
 from detector import counters as C
 from detector.alerts import Reason
-from detector.features import FEATURES, References, top_cells
+from detector.features import FEATURES, SUSTAINED, References, top_cells
 from detector.state import EmployeeState, Snapshot
+from detector.sustained import ALLOWANCE, CAP
 
 MAX_FINGERPRINT_CHARS = 400
 MAX_EVIDENCE_ITEMS = 5
@@ -21,10 +22,17 @@ _WHEN = {"hour": "in the last hour", "day": "today", "week": "in the last 7 days
 _PER = {"hour": "busiest hour", "day": "day", "week": "7 days"}
 
 
-def model_reasons(row: np.ndarray, cells: np.ndarray, snapshot: Snapshot, refs: References, top: int = 3) -> list[Reason]:
-    """The features that pushed this row furthest over its references, as sentences."""
+def model_reasons(row: np.ndarray, cells: np.ndarray, snapshot: Snapshot, refs: References, top: int = 3,
+                  first: int | None = None, history: list | None = None) -> list[Reason]:
+    """The features that pushed this row furthest over its references, as sentences (`first`, a
+    feature index, leads when given: the one a rule fired on; `history`, the person's past
+    active days, lets a sustained excess show the days it is made of)."""
+    order = [int(i) for i in np.argsort(-row)]
+    if first is not None:
+        order.remove(first)
+        order.insert(0, first)
     reasons = []
-    for index in np.argsort(-row)[:top]:
+    for index in order[:top]:
         if row[index] <= 0:
             break
         counter, horizon, reference = top_cells(cells, int(index))
@@ -35,10 +43,18 @@ def model_reasons(row: np.ndarray, cells: np.ndarray, snapshot: Snapshot, refs: 
         baseline = own_high if reference == "own" else peer_high
         text = (f"{C.COUNTER_MEANINGS[counter]} {_WHEN[horizon]}: {value:,.0f}; own usual {own_mid:,.0f} "
                 f"(95th percentile {own_high:,.0f}) per {_PER[horizon]}; peers' 95th percentile {peer_high:,.0f}")
+        if FEATURES[index].name == SUSTAINED:
+            text = _sustained_text(row[index], i, history or []) + text
         if refs.departing:
             text += "; employee is under notice"
         reasons.append(Reason(f"{FEATURES[index].name}:{counter}:{horizon}", value, baseline, text))
     return reasons
+
+
+def _sustained_text(excess: float, counter: int, history: list, days: int = 4) -> str:
+    previous = ", ".join(f"{counts[counter]:,.0f}" for _, counts, _ in history[-days:])
+    return (f"above own usual day after day (sustained excess {excess:.1f}; one busy day adds at most "
+            f"{CAP - ALLOWANCE:.1f}); previous active days: {previous or 'none'}; ")
 
 
 def _value(horizon: str, counter: int, snapshot: Snapshot) -> float:

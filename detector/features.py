@@ -28,11 +28,13 @@ from detector.baseline import Baseline
 from detector.calendar import WorkCalendar
 from detector.directory import SERVICE_ROLE, Employee
 from detector.state import Snapshot
+from detector.sustained import TRACKED
 
 MIN_SPREAD = float(np.log(2.0))
 HORIZONS = ("hour", "day", "week")
 REFERENCES = ("own", "peers")
 CATEGORY_COUNTERS = tuple(f"{c}_rows" for c in ("national_id", "phone", "address", "financial", "name"))
+SUSTAINED = "sustained_excess"     # the one feature not read off cells: the pipeline supplies it
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +88,14 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("activity", _cells(("statements", "rows"), "day", REFERENCES), "overall statements and rows"),
     FeatureSpec("departing_excess", _cells("sensitive_rows", "day", "own"),
                 "personal-data rows today over own normal, while under notice (zero otherwise)"),
+    FeatureSpec(SUSTAINED, _cells(TRACKED, "day", "own"),
+                "personal-data reads above own usual day after day: a CUSUM over days of the daily excess "
+                "(slow theft; see `detector.sustained`)"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
 _DEPARTING = FEATURE_NAMES.index("departing_excess")
+_SUSTAINED = FEATURE_NAMES.index(SUSTAINED)
 # what a service account is judged on: its workload changes with every release, a stolen credential
 # shows as a new client program or address, or as failures
 SERVICE_FEATURES = ("new_sources", "failures")
@@ -344,17 +350,25 @@ def judged_cells(cells: np.ndarray) -> np.ndarray:
     return judged.reshape(n, -1)
 
 
-def feature_matrix(snapshots: list[Snapshot], references: list[References], cells: np.ndarray | None = None) -> np.ndarray:
-    """One row per snapshot, columns in `FEATURE_NAMES` order, from judged cells (`judged_cells`)."""
+def feature_matrix(snapshots: list[Snapshot], references: list[References], cells: np.ndarray | None = None,
+                   sustained: np.ndarray | None = None) -> np.ndarray:
+    """One row per snapshot, columns in `FEATURE_NAMES` order, from judged cells (`judged_cells`).
+
+    `sustained` is each row's sustained excess (`detector.sustained`; zero when not given)."""
     if cells is None:
         cells = judged_cells(excess_cells(snapshots, references))
     matrix = np.column_stack([cells[:, idx].max(axis=1) for idx in _FEATURE_CELLS])
+    matrix[:, _SUSTAINED] = 0.0 if sustained is None else sustained
     departing = np.array([r.departing for r in references], dtype=bool)
     matrix[:, _DEPARTING] = np.where(departing, matrix[:, _DEPARTING], 0.0)
     service = np.array([r.service for r in references], dtype=bool)
     if service.any():
         matrix[np.ix_(service, _NOT_FOR_SERVICES)] = 0.0
     return matrix
+
+
+# the own excess today of each counter the sustained excess tracks, in `TRACKED` order
+SUSTAINED_CELLS = _FEATURE_CELLS[_SUSTAINED]
 
 
 def top_cells(cells_row: np.ndarray, feature_index: int) -> tuple[str, str, str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector import counters as C
 from detector.access import AccessProfiler
 from detector.alerts import AlertBook, Trigger
 from detector.calendar import WorkCalendar
@@ -23,14 +24,18 @@ from detector.directory import Directory, Employee
 from detector.events import AccessEvent
 from detector.explain import evidence, model_reasons
 from detector.features import (
-    CohortLevels, PeerBaselines, References, excess_cells, feature_matrix, judged_cells, references_for,
+    FEATURE_NAMES, SUSTAINED, SUSTAINED_CELLS, CohortLevels, PeerBaselines, References, excess_cells, feature_matrix,
+    judged_cells, references_for,
 )
 from detector.model import AnomalyModel
-from detector.rules import RuleSettings, check_rules, may_fire
+from detector.rules import SUSTAINED_EXCESS, RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
+from detector.sustained import MIN_DAY_ROWS, TRACKED, SustainedExcess
 
 HOUR_MS = 3600 * 1000
 UNRESOLVED_PREFIX = "account:"
+_SUSTAINED = FEATURE_NAMES.index(SUSTAINED)
+TRACKED_COUNTERS = [C.INDEX[name] for name in TRACKED]
 
 
 @dataclass(frozen=True)
@@ -246,7 +251,8 @@ class DetectionPipeline:
         for snapshot, role, row in zip(pending, roles, self.cohorts.memory_rows(pending, raw_cells)):
             if role is not None:     # saved with the state, so a restored partition re-learns its cohorts
                 self.states[snapshot.key].cohort_cells = (snapshot.day, row.tolist())
-        matrix = feature_matrix(pending, references, cells)
+        sustained, sustained_fired = self._sustained(pending, cells)
+        matrix = feature_matrix(pending, references, cells, sustained)
         if self._collect:
             self.collected_rows.append(matrix.astype(np.float32))
             self.collected_days.extend(f"{s.key}|{s.day}" for s in pending)
@@ -254,13 +260,42 @@ class DetectionPipeline:
             return []
         scores = anomaly.score(matrix)
         self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
+        over = scores > anomaly.threshold
         alerts = []
-        for index in np.flatnonzero(scores > anomaly.threshold):
+        for index in np.flatnonzero(over | sustained_fired):
+            detector = "model" if over[index] else SUSTAINED_EXCESS
             alert = self._model_alert(pending[index], references[index], matrix[index], cells[index],
-                                      float(scores[index]))
+                                      float(scores[index]), detector)
             if alert is not None:
                 alerts.append(alert)
         return alerts
+
+    def _sustained(self, pending: list[Snapshot], cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each snapshot's sustained excess, advancing its person's CUSUM in stream order, and
+        whether the `sustained_excess` rule fires on it: the limit reached on a day that adds to
+        the sum (a run still going on, not its aftermath). Decided here, snapshot by snapshot,
+        because firing restarts the sum, so later snapshots depend on it.
+
+        Only a person's excess over their own history accumulates: someone without it is
+        judged against peers, whose level says little about one person's usual, and service
+        accounts are judged on sources and failures only."""
+        volume = np.array([[s.day_counts[i] for i in TRACKED_COUNTERS] for s in pending])
+        excess = np.where(volume >= MIN_DAY_ROWS, cells[:, SUSTAINED_CELLS], 0.0)
+        limit = self.rules.sustained_excess
+        values, fired = np.zeros(len(pending)), np.zeros(len(pending), dtype=bool)
+        for i, snapshot in enumerate(pending):
+            state = self.states[snapshot.key]
+            if state.sustained is None:
+                state.sustained = SustainedExcess.start(snapshot.day)
+            if snapshot.own is None or self._cohort_role_of(state) is None:    # no own history, or not a person
+                excess[i] = 0.0
+            totals = state.sustained.observe(snapshot.day, excess[i])
+            top = int(np.argmax(totals))
+            values[i] = totals[top]
+            fired[i] = 0 < limit <= totals[top] and totals[top] > state.sustained.completed[top]
+            if fired[i]:
+                state.sustained.restart()
+        return values, fired
 
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
         return self._cohort_role_of(self.states[snapshot.key])
@@ -275,17 +310,24 @@ class DetectionPipeline:
         return references_for(snapshot.own, employee, self.scoring.peers, snapshot.day)
 
     def _model_alert(self, snapshot: Snapshot, refs: References, row: np.ndarray, cells: np.ndarray,
-                     score: float) -> dict | None:
+                     score: float, detector: str = "model") -> dict | None:
+        """An alert from a scored snapshot: the forest's (`model`) or the sustained-excess rule's."""
         state = self.states[snapshot.key]
-        reasons = model_reasons(row, cells, snapshot, refs)
         threshold = self.scoring.anomaly.threshold
-        margin = score - threshold
-        severity = "critical" if margin > 0.12 else "high" if margin > 0.06 else "medium" if margin > 0.02 else "low"
+        if detector == "model":
+            reasons = model_reasons(row, cells, snapshot, refs)
+            margin = score - threshold
+            severity = "critical" if margin > 0.12 else "high" if margin > 0.06 else "medium" if margin > 0.02 else "low"
+        else:
+            reasons = model_reasons(row, cells, snapshot, refs, first=_SUSTAINED, history=state.history)
+            severity = "high" if row[_SUSTAINED] >= 2 * self.rules.sustained_excess else "medium"
         horizon = reasons[0].feature.rsplit(":", 1)[1] if reasons else "day"
         window_start = {"hour": snapshot.tick_end_ms - HOUR_MS,
                         "week": self.refs.calendar.day_start_ms(snapshot.day - 6)}.get(
                             horizon, self.refs.calendar.day_start_ms(snapshot.day))
-        trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), "model", snapshot.last_ts_ms,
+        if detector == SUSTAINED_EXCESS and state.sustained.since is not None:
+            window_start = self.refs.calendar.day_start_ms(state.sustained.since)     # the whole run
+        trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), detector, snapshot.last_ts_ms,
                           window_start, snapshot.tick_end_ms, score, severity, reasons,
                           evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}))
         return self._submit(trigger)

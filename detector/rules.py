@@ -22,6 +22,7 @@ from detector.state import client_network
 BULK_READ = "bulk_sensitive_read"
 SENSITIVE_EXPORT = "sensitive_export"
 FOREIGN_NETWORK = "foreign_network_read"
+SUSTAINED_EXCESS = "sustained_excess"     # checked on snapshots by the pipeline, not per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,11 @@ class RuleSettings:
     bulk_read_critical_rows: int = 200000
     export_enabled: bool = True
     foreign_network_enabled: bool = True   # needs the organisation's networks, learned at training
+    sustained_excess: float = 2.5          # CUSUM of own daily excess that alerts (`detector.sustained`); 0 = off
 
     def __post_init__(self) -> None:
+        if self.sustained_excess < 0:
+            raise ValueError(f"rules.sustained_excess must be >= 0 (0 turns it off), got {self.sustained_excess}")
         if self.bulk_read_rows < 1:
             raise ValueError(f"rules.bulk_read_rows must be >= 1, got {self.bulk_read_rows}")
 

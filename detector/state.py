@@ -29,6 +29,7 @@ from detector.baseline import MIN_OWN_DAYS, Baseline, baseline_from_days
 from detector.calendar import LocalTime
 from detector.events import AccessEvent
 from detector.sql import literal_as_int
+from detector.sustained import SustainedExcess
 
 TICK_MS = 5 * 60 * 1000
 HOUR_TICKS = 12
@@ -124,7 +125,7 @@ class EmployeeState:
         "seen_networks",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition", "rare_hours",
-        "cohort_cells",
+        "cohort_cells", "sustained", "suspect_since",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
@@ -159,6 +160,8 @@ class EmployeeState:
         self.partition = 0          # the stream (Kafka partition) this person's events arrive on
         self.cohort_cells: tuple[int, list[float]] | None = None   # (day, cells) last given to the role's cohort
         self.rare_hours: frozenset[int] = frozenset()
+        self.sustained: SustainedExcess | None = None   # CUSUM of daily own excess, updated when scored
+        self.suspect_since: int | None = None   # days from this one on stay out of the own baseline
 
     # -- time ---------------------------------------------------------------
 
@@ -206,6 +209,8 @@ class EmployeeState:
         self.day_hours = [0] * 24
         self.day_new_sources, self.day_columns, self.day_new_columns = set(), set(), set()
         self.day_relations, self.day_fingerprints, self.day_accounts = {}, {}, set()
+        # fixed here, in event order, so the day's baseline never depends on when scoring ran
+        self.suspect_since = self.sustained.suspect_since(day) if self.sustained is not None else None
         self._refresh_baseline()
 
     def _refresh_baseline(self) -> None:
@@ -225,10 +230,17 @@ class EmployeeState:
         """Percentiles of the own history, computed when first needed after a day rolls over or a
         restore (so restoring a partition of 10,000 people costs decoding, not statistics)."""
         if self._baseline is _STALE:
-            days = [entry[0] for entry in self.history]
-            self._baseline = baseline_from_days(days, np.array([e[1] for e in self.history]),
-                                                np.array([e[2] for e in self.history]))
+            trusted = self._trusted_history()
+            self._baseline = baseline_from_days([e[0] for e in trusted], np.array([e[1] for e in trusted]),
+                                                np.array([e[2] for e in trusted])) if trusted else None
         return self._baseline
+
+    def _trusted_history(self) -> list[tuple[int, list[float], list[float]]]:
+        """History without the days under suspicion (`detector.sustained`), unless too few would remain."""
+        if self.suspect_since is None:
+            return self.history
+        trusted = [entry for entry in self.history if entry[0] < self.suspect_since]
+        return trusted if len(trusted) >= MIN_OWN_DAYS else self.history
 
     @property
     def has_history(self) -> bool:
@@ -396,6 +408,8 @@ def _plain(value: object) -> object:
         return sorted(value)
     if isinstance(value, deque):
         return [list(item) for item in value]
+    if isinstance(value, SustainedExcess):
+        return value.to_list()
     return value
 
 
@@ -406,6 +420,8 @@ def _restore(name: str, value: object) -> object:
         return deque((int(t), list(c)) for t, c in value)
     if name == "history":
         return [(int(d), list(c), list(h)) for d, c, h in value]
+    if name == "sustained":
+        return SustainedExcess.from_list(value) if value else None
     if name in ("last_lookup", "cohort_cells"):
         return tuple(value) if value else None
     return value

@@ -98,6 +98,8 @@ class RulesConfig:
     bulk_read_rows: int = 20000
     bulk_read_critical_rows: int = 200000
     export_enabled: bool = True
+    foreign_network_enabled: bool = True
+    sustained_excess: float = 2.5
 
 
 @dataclass
@@ -255,6 +257,8 @@ def _validate(config: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key {key}: must be > 0, got {value}")
+    if config.rules.sustained_excess < 0:
+        raise ConfigError(f"config key rules.sustained_excess: must be >= 0 (0 turns it off), got {config.rules.sustained_excess}")
     if config.state.checkpoint_interval_s < 0:
         raise ConfigError(f"config key state.checkpoint_interval_s: must be >= 0, got {config.state.checkpoint_interval_s}")
     if not 0 <= config.metrics.port <= 65535:

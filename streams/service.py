@@ -55,7 +55,7 @@ class DetectorService:
         refs = ReferenceData(Directory.load(config.inputs.directory), Catalog.load(config.inputs.catalog),
                              WorkCalendar.load(config.inputs.calendar))
         bundle = load_bundle(config.model.path)
-        rules = RuleSettings(config.rules.bulk_read_rows, config.rules.bulk_read_critical_rows, config.rules.export_enabled)
+        rules = RuleSettings(**vars(config.rules))
         self.pipeline = DetectionPipeline(refs, bundle.scoring, rules)
         self.pipeline.seed(bundle.states)
         self.store = StateStore(Path(config.state.path))

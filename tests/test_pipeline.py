@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector import counters as C
+from detector.alerts import AlertBook, Reason, Trigger
 from detector.features import FEATURE_NAMES, N_FEATURES
 from detector.pipeline import DetectionPipeline, Scoring
 from detector.rules import BULK_READ, SENSITIVE_EXPORT, RuleSettings
@@ -96,6 +97,8 @@ def test_rule_escalation_reuses_the_alert_id():
     assert len(first) == 1 and len(second) == 1
     assert second[0]["alert_id"] == first[0]["alert_id"]
     assert second[0]["severity"] == "critical" and second[0]["revision"] == 1
+    assert second[0]["detected_at"] == "2026-09-01T07:00:00.000Z"          # the revision's own trigger
+    assert second[0]["first_detected_at"] == first[0]["detected_at"] == "2026-09-01T06:00:00.000Z"
 
 
 def test_copy_export_of_sensitive_table_is_flagged_even_when_rows_unknown():
@@ -164,3 +167,18 @@ def test_hours_a_person_rarely_works_are_counted_once_history_exists():
     day = pipeline.states["E001"].day_counts
     assert day[C.RARE_HOUR] == 4
     assert day[C.STATEMENTS] == 7
+
+
+def _trigger(ts_ms: int, feature: str, severity: str = "critical") -> Trigger:
+    return Trigger("E001", "E001", ["zhang_wei"], "model", ts_ms, ts_ms, ts_ms, 0.9, severity,
+                   [Reason(feature, 10, 1, "why")], {})
+
+
+def test_a_new_behaviour_during_an_open_incident_is_re_emitted_and_a_repeat_is_not():
+    book = AlertBook("v1")
+    opened = book.submit(_trigger(0, "sensitive_rows_vs_own:sensitive_rows:hour"))
+    assert book.submit(_trigger(60_000, "category_rows_vs_own:phone_rows:day")) is None      # more of the same
+    walk = book.submit(_trigger(120_000, "sequential_lookups:sequential_key_lookups:hour"))  # enumeration starts
+    assert walk is not None and walk["alert_id"] == opened["alert_id"] and walk["revision"] == 1
+    assert {r["feature"].split(":")[1] for r in walk["reasons"]} >= {"sequential_key_lookups", "sensitive_rows"}
+    assert book.submit(_trigger(180_000, "sequential_lookups:sequential_key_lookups:day")) is None

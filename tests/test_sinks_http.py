@@ -398,6 +398,13 @@ def test_postable_alert_has_the_v2_shape() -> None:
     assert posted["annotations"]["summary"] == "E1234: bulk_sensitive_read (medium)"
 
 
+def test_a_revision_starts_when_its_incident_opened_and_ends_after_its_latest_trigger() -> None:
+    alert = make_alert(3, revision=2) | {"first_detected_at": "2026-09-02T09:00:00.000Z"}
+    posted = postable_alert(alert, resolve_after_s=3600)
+    assert posted["startsAt"] == "2026-09-02T09:00:00.000Z"
+    assert posted["endsAt"] == "2026-09-02T14:30:13.796Z"
+
+
 def test_alertmanager_receives_the_alert_with_its_labels(alertmanager: AlertmanagerProcess, tmp_path: Path) -> None:
     metrics = ServiceMetrics()
     detected = datetime.now(timezone.utc).replace(microsecond=123000)

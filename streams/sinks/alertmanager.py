@@ -37,16 +37,19 @@ BATCH_SIZE = 64
 def postable_alert(alert: dict, resolve_after_s: float, now: float | None = None) -> dict:
     """The contract's alert as an Alertmanager v2 `postableAlert`.
 
-    A missing or unreadable `detected_at` starts the alert at `now` (the time of
-    conversion), never an error: a sink must not reject what the core produced.
+    The alert starts at the incident's `first_detected_at` (a revision's own
+    `detected_at` is its latest trigger) and ends `resolve_after_s` after the
+    latest trigger. A missing or unreadable `detected_at` is taken as `now` (the
+    time of conversion), never an error: a sink must not reject what the core produced.
     """
     employee = str(alert.get("employee_id", ""))
     detector = str(alert.get("detector", ""))
     severity = str(alert.get("severity", ""))
-    started = _parse_ts(alert.get("detected_at"))
-    if started is None:
-        started = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
-    ends = started + timedelta(seconds=resolve_after_s)
+    latest = _parse_ts(alert.get("detected_at"))
+    if latest is None:
+        latest = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
+    started = _parse_ts(alert.get("first_detected_at")) or latest      # a revision keeps its incident's start
+    ends = latest + timedelta(seconds=resolve_after_s)
     reasons = [str(r.get("detail", "")).strip() for r in alert.get("reasons") or [] if isinstance(r, dict)]
     objects = (alert.get("evidence") or {}).get("objects") or []
     relations = [str(o.get("relation", "")) if isinstance(o, dict) else str(o) for o in objects]
