@@ -129,13 +129,14 @@ def _setup_replay(p: argparse.ArgumentParser) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     from detector.artifacts import load_bundle
-    from detector.pipeline import DetectionPipeline
+    from detector.pipeline import DetectionPipeline, settle_heap
     from streams.files import JsonlWriter
 
     refs = _load_refs(args)
     bundle = load_bundle(args.model)
     pipeline = DetectionPipeline(refs, bundle.scoring)
     pipeline.restore(bundle.states)
+    settle_heap()
     dead_letter = _dead_letter(args)
     args.alerts_out.unlink(missing_ok=True)
     writer = JsonlWriter(args.alerts_out)

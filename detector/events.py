@@ -73,7 +73,37 @@ def decode_event(raw: bytes | str) -> AccessEvent | Rejection:
 
 
 def event_from_mapping(obj: dict) -> AccessEvent:
-    """Validate an already-decoded mapping (used by adapters and the simulator)."""
+    """Validate an already-decoded mapping (used by adapters and the simulator).
+
+    Almost every event is valid, so one cheap pass checks the types of all plain
+    fields at once; only an event that fails it goes through `_checked_fields`,
+    which finds the first problem and names it (the same checks, one at a time)."""
+    get = obj.get
+    action, db_user = get("action"), get("db_user")
+    employee_id, client_addr, application, database, statement, session_id, source = (
+        get("employee_id"), get("client_addr"), get("application"), get("database"), get("statement"),
+        get("session_id"), get("source"))
+    rows, size, success = get("rows"), get("bytes"), get("success", True)
+    if not (type(action) is str and (action in ACTIONS or action.upper() in ACTIONS)
+            and type(db_user) is str and db_user
+            and (employee_id is None or type(employee_id) is str) and (client_addr is None or type(client_addr) is str)
+            and (application is None or type(application) is str) and (database is None or type(database) is str)
+            and (statement is None or type(statement) is str) and (session_id is None or type(session_id) is str)
+            and (source is None or type(source) is str)
+            and (rows is None or (type(rows) is int and rows >= 0))
+            and (size is None or (type(size) is int and size >= 0))
+            and (success is True or success is False or success is None)):
+        _checked_fields(obj)     # raises, naming the problem
+    objects, columns = get("objects"), get("columns")
+    return AccessEvent(parse_ts(get("ts")), db_user, action if action in ACTIONS else action.upper(), employee_id,
+                       client_addr, application, database,
+                       None if objects is None else _string_list(obj, "objects"),
+                       None if columns is None else _string_list(obj, "columns"),
+                       rows, size, statement, True if success is None else success, session_id, source)
+
+
+def _checked_fields(obj: dict) -> None:
+    """Raise `_Invalid` for the first field, in contract order, that breaks the contract."""
     get = obj.get
     action = get("action")
     if type(action) is not str or action.upper() not in ACTIONS:
@@ -82,37 +112,40 @@ def event_from_mapping(obj: dict) -> AccessEvent:
     db_user = get("db_user")
     if type(db_user) is not str or not db_user:
         _required_str(obj, "db_user")
-    strings = [get(name) for name in _OPTIONAL_STRINGS]
-    for name, value in zip(_OPTIONAL_STRINGS, strings):
+    for name in _OPTIONAL_STRINGS:
+        value = get(name)
         if value is not None and type(value) is not str:
             raise _Invalid(f"field '{name}' must be a string, got {_type_name(value)}")
-    rows, size = get("rows"), get("bytes")
-    for name, value in (("rows", rows), ("bytes", size)):
+    for name in _COUNTS:
+        value = get(name)
         if value is not None and (type(value) is not int or value < 0):
             if type(value) is not int:
                 raise _Invalid(f"field '{name}' must be an integer, got {_type_name(value)}")
             raise _Invalid(f"field '{name}' must be >= 0, got {value}")
     success = get("success", True)
-    if success is None:
-        success = True
-    elif type(success) is not bool:
+    if success is not None and type(success) is not bool:
         raise _Invalid(f"field 'success' must be a boolean, got {_type_name(success)}")
-    employee_id, client_addr, application, database, statement, session_id, source = strings
-    return AccessEvent(parse_ts(get("ts")), db_user, action.upper(), employee_id, client_addr, application, database,
-                       _string_list(obj, "objects"), _string_list(obj, "columns"), rows, size, statement, success,
-                       session_id, source)
 
 
 _HOUR_BASES: dict[str, int] = {}
+_MINUTE_BASES: dict[str, int] = {}
 
 
 def parse_ts(value: object) -> int:
     """RFC 3339 with an offset, or epoch milliseconds, to epoch milliseconds.
 
     The common shape `YYYY-MM-DDTHH:MM:SS.mmm+HH:MM` (or `Z`) takes a fast path:
-    the epoch of its date, hour and offset is cached, minutes and seconds added."""
+    the epoch of its date, hour and offset is cached, minutes and seconds added.
+    Each minute so validated is cached too (events come in time order, so most
+    share their minute with the previous one): then only `SSmmm` is left to read."""
     if type(value) is str and len(value) in (24, 29) and value[19] == "." and value[13] == ":" and value[16] == ":":
         zone = value[23:]
+        minute_key = value[:16] + zone
+        minute_base = _MINUTE_BASES.get(minute_key)
+        if minute_base is not None:
+            digits = value[17:19] + value[20:23]
+            if digits.isdigit() and digits.isascii() and digits[0] < "6":
+                return minute_base + int(digits)      # "SSmmm" is the milliseconds into the minute
         key = value[:13] + zone
         base = _HOUR_BASES.get(key)
         if base is None and len(_HOUR_BASES) < 100_000:
@@ -121,6 +154,9 @@ def parse_ts(value: object) -> int:
         if base is not None and digits.isdigit() and digits.isascii():
             minutes, seconds, millis = int(digits[:2]), int(digits[2:4]), int(digits[4:])
             if minutes < 60 and seconds < 60:
+                if len(_MINUTE_BASES) >= 100_000:
+                    _MINUTE_BASES.clear()
+                _MINUTE_BASES[minute_key] = base + minutes * 60_000
                 return base + (minutes * 60 + seconds) * 1000 + millis
     return _parse_ts_slow(value)
 

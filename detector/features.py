@@ -179,9 +179,13 @@ def horizon_values(snapshots: list[Snapshot]) -> np.ndarray:
     return np.log1p(np.stack([hour, day, week], axis=1))
 
 
-def excess_cells(snapshots: list[Snapshot], references: list[References]) -> np.ndarray:
-    """Standardised excess z of every (reference, horizon, counter) cell, flattened per row."""
-    values = horizon_values(snapshots)
+def excess_cells(snapshots: list[Snapshot], references: list[References], values: np.ndarray | None = None) -> np.ndarray:
+    """Standardised excess z of every (reference, horizon, counter) cell, flattened per row.
+
+    `values` are the snapshots' `horizon_values` when the caller has them already
+    (building them from the counter lists is most of this function's cost)."""
+    if values is None:
+        values = horizon_values(snapshots)
     cells = []
     for side in REFERENCES:
         levels = np.stack([getattr(r, side).matrix for r in references])   # (n, 6, counters), log1p
@@ -253,14 +257,21 @@ class CohortLevels:
         self._latest: dict[tuple[int, str, int], dict[str, np.ndarray]] = {}   # (stream, role, day) -> member -> memory
 
     @staticmethod
-    def memory_rows(snapshots: list[Snapshot], cells: np.ndarray) -> np.ndarray:
-        """What the cohort keeps of each snapshot: its raw cells, then log1p of its day counts."""
-        return np.hstack([cells, horizon_values(snapshots)[:, _DAY, :]])
+    def memory_rows(snapshots: list[Snapshot], cells: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        """What the cohort keeps of each snapshot: its raw cells, then log1p of its day counts
+        (from `values`, the snapshots' `horizon_values`, when the caller has them already)."""
+        if values is None:
+            values = horizon_values(snapshots)
+        return np.hstack([cells, values[:, _DAY, :]])
 
-    def adjust(self, snapshots: list[Snapshot], roles: list[str | None], cells: np.ndarray) -> np.ndarray:
-        """Cells judged against their cohort; the cohort learns these snapshots, tick by tick."""
+    def adjust(self, snapshots: list[Snapshot], roles: list[str | None], cells: np.ndarray,
+               memory: np.ndarray | None = None) -> np.ndarray:
+        """Cells judged against their cohort; the cohort learns these snapshots, tick by tick.
+
+        `memory` is `memory_rows(snapshots, cells)` when the caller has it already."""
         adjusted = cells.copy()
-        memory = self.memory_rows(snapshots, cells)
+        if memory is None:
+            memory = self.memory_rows(snapshots, cells)
         ticks: dict[tuple[int, int], list[int]] = {}
         for i, snapshot in enumerate(snapshots):
             if roles[i] is not None:

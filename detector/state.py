@@ -39,6 +39,7 @@ MAX_FINGERPRINTS = 64
 RARE_HOUR_SHARE = 0.01
 RARE_HOUR_MIN_HISTORY = 200
 SEQUENTIAL_GAP = 5
+Counts = tuple[list[float], list[float], list[float]]   # the day's, the sliding hour's and the 5-minute bucket's counters
 _VERSION_TOKEN = re.compile(r"v?\d+(\.\d+)*")
 _PROGRAMS: dict[str, str] = {}
 MAX_PROGRAMS = 4096
@@ -250,72 +251,73 @@ class EmployeeState:
 
     def observe(self, event: AccessEvent, local: LocalTime, profile: AccessProfile, literals: tuple[str, ...]) -> None:
         """Count one event into the hour, the day and the person's seen sets."""
-        deltas: list[tuple[int, float]] = [(C.STATEMENTS, 1.0)]
+        counts = (self.day_counts, self.hour_counts, self.buckets[-1][1])
+        _add(counts, C.STATEMENTS, 1.0)
         self.dirty = True
         self.last_ts_ms = event.ts_ms
         self.day_accounts.add(event.db_user)
         self.day_hours[local.hour] += 1
         if event.action == "LOGIN_FAILED":
-            deltas.append((C.FAILED_LOGINS, 1.0))
+            _add(counts, C.FAILED_LOGINS, 1.0)
         elif not event.success:
-            deltas.append((C.FAILED, 1.0))
+            _add(counts, C.FAILED, 1.0)
         if event.rows is not None:
-            deltas.append((C.ROWS, float(event.rows)))
+            _add(counts, C.ROWS, float(event.rows))
         if not local.working:
-            deltas.append((C.OFF_HOURS, 1.0))
+            _add(counts, C.OFF_HOURS, 1.0)
         if local.hour in self.rare_hours:
-            deltas.append((C.RARE_HOUR, 1.0))
+            _add(counts, C.RARE_HOUR, 1.0)
         if event.client_addr is not None:
             network = client_network(event.client_addr)
             if network not in self.seen_networks:
                 _bounded_add(self.seen_networks, network)
-        new_source = self._note_sources(event, deltas)
-        new_column = self._note_relations(profile, deltas)
+        new_source = self._note_sources(event, counts)
+        new_column = self._note_relations(profile, counts)
         if profile.reads_personal_data and event.success:
-            self._count_personal_read(event, local, profile, literals, new_source, new_column, deltas)
-        self._apply(deltas)
+            self._count_personal_read(event, local, profile, literals, new_source, new_column, counts)
 
     def _count_personal_read(self, event: AccessEvent, local: LocalTime, profile: AccessProfile,
                              literals: tuple[str, ...], new_source: bool, new_column: bool,
-                             deltas: list[tuple[int, float]]) -> None:
-        deltas.append((C.SENSITIVE_STATEMENTS, 1.0))
+                             counts: Counts) -> None:
+        _add(counts, C.SENSITIVE_STATEMENTS, 1.0)
         if new_column:
-            deltas.append((C.NEW_COLUMN_STATEMENTS, 1.0))
+            _add(counts, C.NEW_COLUMN_STATEMENTS, 1.0)
         rows = None if profile.aggregate else event.rows
         if rows is None and not profile.aggregate:
-            deltas.append((C.UNKNOWN_ROWS, 1.0))
+            _add(counts, C.UNKNOWN_ROWS, 1.0)
         elif rows:
             value = float(rows)
-            deltas.append((C.SENSITIVE_ROWS, value))
-            deltas.extend((i, value) for i in profile.category_counters)
+            _add(counts, C.SENSITIVE_ROWS, value)
+            for i in profile.category_counters:
+                _add(counts, i, value)
             if not local.working:
-                deltas.append((C.OFF_HOURS_ROWS, value))
+                _add(counts, C.OFF_HOURS_ROWS, value)
             if new_source:
-                deltas.append((C.NEW_SOURCE_ROWS, value))
+                _add(counts, C.NEW_SOURCE_ROWS, value)
             if new_column:
-                deltas.append((C.NEW_COLUMN_ROWS, value))
+                _add(counts, C.NEW_COLUMN_ROWS, value)
         if profile.is_export:
-            deltas.append((C.SENSITIVE_EXPORTS, 1.0))
+            _add(counts, C.SENSITIVE_EXPORTS, 1.0)
         if profile.unbounded:
-            deltas.append((C.UNBOUNDED, 1.0))
+            _add(counts, C.UNBOUNDED, 1.0)
         if profile.point_lookup:
-            deltas.append((C.POINT_LOOKUPS, 1.0))
-            self._note_key(profile, literals, deltas)
+            _add(counts, C.POINT_LOOKUPS, 1.0)
+            self._note_key(profile, literals, counts)
         offset = literal_as_int(literals, profile.offset_literal_index)
         if offset:
-            deltas.append((C.OFFSET_PAGES, 1.0))
+            _add(counts, C.OFFSET_PAGES, 1.0)
         self._note_evidence(profile, rows)
 
-    def _note_key(self, profile: AccessProfile, literals: tuple[str, ...], deltas: list[tuple[int, float]]) -> None:
+    def _note_key(self, profile: AccessProfile, literals: tuple[str, ...], counts: Counts) -> None:
         key = lookup_key_number(literals, profile.key_literal_index)
         if key is None:
             return
         last = self.last_lookup
         if last is not None and last[0] == profile.fingerprint_id and 0 < abs(key - last[1]) <= SEQUENTIAL_GAP:
-            deltas.append((C.SEQUENTIAL_LOOKUPS, 1.0))
+            _add(counts, C.SEQUENTIAL_LOOKUPS, 1.0)
         self.last_lookup = (profile.fingerprint_id or "", key)
 
-    def _note_sources(self, event: AccessEvent, deltas: list[tuple[int, float]]) -> bool:
+    def _note_sources(self, event: AccessEvent, counts: Counts) -> bool:
         """Count never-seen client addresses and applications; True if this event uses one."""
         is_new = False
         application = event.application
@@ -327,34 +329,34 @@ class EmployeeState:
             elif source not in self.seen_sources:
                 if self.has_history:
                     self.day_new_sources.add(source)
-                    deltas.append((C.NEW_SOURCES, 1.0))
+                    _add(counts, C.NEW_SOURCES, 1.0)
                     is_new = True
                 _bounded_add(self.seen_sources, source)
         return is_new
 
-    def _note_relations(self, profile: AccessProfile, deltas: list[tuple[int, float]]) -> bool:
+    def _note_relations(self, profile: AccessProfile, counts: Counts) -> bool:
         """Count new and distinct relations and columns; True if the statement reads a column new today."""
         for relation in profile.relations:
             if relation not in self.seen_relations:
                 if self.has_history:
-                    deltas.append((C.NEW_RELATIONS, 1.0))
+                    _add(counts, C.NEW_RELATIONS, 1.0)
                 _bounded_add(self.seen_relations, relation)
         if not profile.reads_personal_data:
             return False
         for relation in profile.sensitive_relations:
             if relation not in self.day_relations:
                 self.day_relations[relation] = 0.0
-                deltas.append((C.DISTINCT_RELATIONS, 1.0))
+                _add(counts, C.DISTINCT_RELATIONS, 1.0)
         new_today = False
         for column in profile.sensitive_columns:
             if column not in self.day_columns:
                 self.day_columns.add(column)
-                deltas.append((C.DISTINCT_COLUMNS, 1.0))
+                _add(counts, C.DISTINCT_COLUMNS, 1.0)
             if column in self.day_new_columns:
                 new_today = True
             elif column not in self.seen_columns:
                 if self.has_history:
-                    deltas.append((C.NEW_COLUMNS, 1.0))
+                    _add(counts, C.NEW_COLUMNS, 1.0)
                     self.day_new_columns.add(column)
                     new_today = True
                 _bounded_add(self.seen_columns, column)
@@ -374,13 +376,6 @@ class EmployeeState:
             entry = self.day_fingerprints[fp] = [0.0, 0.0]
         entry[0] += 1
         entry[1] += value
-
-    def _apply(self, deltas: list[tuple[int, float]]) -> None:
-        day, hour, bucket = self.day_counts, self.hour_counts, self.buckets[-1][1]
-        for i, value in deltas:
-            day[i] += value
-            hour[i] += value
-            bucket[i] += value
 
     # -- persistence --------------------------------------------------------
 
@@ -425,6 +420,17 @@ def _restore(name: str, value: object) -> object:
     if name in ("last_lookup", "cohort_cells"):
         return tuple(value) if value else None
     return value
+
+
+def _add(counts: Counts, index: int, value: float) -> None:
+    """Count into the day, the sliding hour and the current 5-minute bucket at once.
+
+    Counts are added as they are found, rather than collected as (index, value)
+    pairs and applied at the end: the hot path then builds no list per event."""
+    day, hour, bucket = counts
+    day[index] += value
+    hour[index] += value
+    bucket[index] += value
 
 
 def _bounded_add(seen: set[str], item: str) -> None:

@@ -52,21 +52,49 @@ def dead_letter_record(rejection: Rejection, where: str) -> dict:
 def read_event_batches(path: Path, dead_letter: DeadLetterFile, batch_size: int = 10_000) -> Iterator[list[AccessEvent]]:
     """Valid events of a JSONL file in batches; invalid lines go to `dead_letter`."""
     batch: list[AccessEvent] = []
+    number = 0
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            result = decode_event(line)
-            if isinstance(result, Rejection):
-                dead_letter.write(result, f"{path}:{number}")
-                continue
-            batch.append(result)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
+        for lines in _line_chunks(handle):
+            for line in lines:
+                number += 1
+                line = line.rstrip(b"\r")
+                if not line or line.isspace():     # no copy, unlike `line.strip()`
+                    continue
+                result = decode_event(line)
+                if type(result) is Rejection:
+                    dead_letter.write(result, f"{path}:{number}")
+                    continue
+                batch.append(result)
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
     if batch:
         yield batch
+
+
+READ_CHUNK = 4 * 1024 * 1024
+
+
+def _line_chunks(handle: BinaryIO, chunk_size: int = READ_CHUNK) -> Iterator[list[bytes]]:
+    """The lines of a binary file, without their b"\\n", a list per chunk read.
+
+    Splitting a 4 MiB chunk in C costs far less than iterating the file, which
+    hands over one line per Python-level step. A line cut by a chunk's end is
+    completed from the next chunk (collected in pieces, so a huge line costs linear time)."""
+    rest: list[bytes] = []           # the unfinished last line, in pieces
+    while chunk := handle.read(chunk_size):
+        lines = chunk.split(b"\n")
+        if len(lines) == 1:
+            rest.append(chunk)
+            continue
+        if rest:
+            rest.append(lines[0])
+            lines[0] = b"".join(rest)
+        rest = [lines.pop()]
+        yield lines
+    tail = b"".join(rest)
+    if tail:
+        yield [tail]
 
 
 def read_jsonl(path: Path) -> list[dict]:

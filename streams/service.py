@@ -26,7 +26,7 @@ from detector.calendar import WorkCalendar
 from detector.catalog import Catalog
 from detector.directory import Directory
 from detector.events import Rejection, decode_event
-from detector.pipeline import DetectionPipeline, ReferenceData
+from detector.pipeline import DetectionPipeline, ReferenceData, settle_heap
 from detector.rules import RuleSettings
 from streams.config import Config
 from streams.endpoints import HealthServer
@@ -92,6 +92,7 @@ class DetectorService:
         self.consumer = EventConsumer(self.config.kafka, self._on_revoked, self._on_assigned, topic=self.topic)
         log.info("consuming %s as group %s from %s; metrics on :%d", self.topic,
                  self.config.kafka.group_id, self.config.kafka.bootstrap_servers, self.http.port)
+        settle_heap()
         try:
             while not self._stop:
                 self._maybe_reload_model()

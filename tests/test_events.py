@@ -52,3 +52,34 @@ def test_event_larger_than_one_mebibyte_is_rejected():
     raw = GOOD[:-1] + b',"statement":"' + b"x" * MAX_EVENT_BYTES + b'"}'
     result = decode_event(raw)
     assert isinstance(result, Rejection) and "1 MiB" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"action": "STEAL", "db_user": 7}, "unknown value 'STEAL'"),
+        ({"db_user": "", "client_addr": 1}, "'db_user' must be a non-empty string"),
+        ({"client_addr": 1, "rows": -1}, "'client_addr' must be a string"),
+        ({"source": [], "success": "yes"}, "'source' must be a string, got list"),
+        ({"bytes": -2, "success": "yes"}, "'bytes' must be >= 0, got -2"),
+        ({"success": 1, "ts": "yesterday"}, "'success' must be a boolean, got int"),
+        ({"ts": "yesterday", "objects": "t"}, "not an RFC 3339 timestamp"),
+        ({"objects": ["a", 1], "columns": "c"}, "'objects' must be an array"),
+    ],
+)
+def test_the_first_broken_field_in_contract_order_is_named(fields: dict, reason: str):
+    import orjson
+
+    record = {"ts": "2026-09-02T21:30:13.796+08:00", "db_user": "alice", "action": "select"} | fields
+    result = decode_event(orjson.dumps(record))
+    assert isinstance(result, Rejection) and reason in result.reason
+
+
+def test_timestamps_in_a_cached_minute_are_still_validated():
+    first = decode_event(b'{"ts":"2026-09-02T21:30:13.796+08:00","db_user":"a","action":"LOGIN"}')
+    later = decode_event(b'{"ts":"2026-09-02T21:30:59.001+08:00","db_user":"a","action":"LOGIN"}')
+    assert isinstance(first, AccessEvent) and isinstance(later, AccessEvent)
+    assert later.ts_ms - first.ts_ms == 45_205
+    for bad in (b"21:30:60.000", b"21:30:1x.000", b"21:30:1 .000"):
+        result = decode_event(b'{"ts":"2026-09-02T' + bad + b'+08:00","db_user":"a","action":"LOGIN"}')
+        assert isinstance(result, Rejection) and "not an RFC 3339 timestamp" in result.reason
