@@ -16,6 +16,7 @@ import numpy as np
 from detector.counters import N_COUNTERS
 
 MIN_OWN_DAYS = 5
+MIN_SPREAD = float(np.log(2.0))     # the least spread a count is standardised by: doubling is one spread
 
 
 @dataclass(slots=True)

@@ -24,13 +24,12 @@ from datetime import date, timedelta
 import numpy as np
 
 from detector import counters as C
-from detector.baseline import Baseline
+from detector.baseline import MIN_SPREAD, Baseline
 from detector.calendar import WorkCalendar
 from detector.directory import SERVICE_ROLE, Employee
 from detector.state import Snapshot
 from detector.sustained import TRACKED
 
-MIN_SPREAD = float(np.log(2.0))
 HORIZONS = ("hour", "day", "week")
 REFERENCES = ("own", "peers")
 CATEGORY_COUNTERS = tuple(f"{c}_rows" for c in ("national_id", "phone", "address", "financial", "name"))

@@ -31,12 +31,11 @@ from detector.features import (
 from detector.model import AnomalyModel
 from detector.rules import SUSTAINED_EXCESS, RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
-from detector.sustained import MIN_DAY_ROWS, TRACKED, SustainedExcess
+from detector.sustained import MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
 
 HOUR_MS = 3600 * 1000
 UNRESOLVED_PREFIX = "account:"
 _SUSTAINED = FEATURE_NAMES.index(SUSTAINED)
-TRACKED_COUNTERS = [C.INDEX[name] for name in TRACKED]
 GC_GEN0_THRESHOLD = 50_000
 
 
@@ -303,7 +302,7 @@ class DetectionPipeline:
         Only a person's excess over their own history accumulates: someone without it is
         judged against peers, whose level says little about one person's usual, and service
         accounts are judged on sources and failures only."""
-        volume = np.array([[s.day_counts[i] for i in TRACKED_COUNTERS] for s in pending])
+        volume = np.array([[s.day_counts[i] for i in TRACKED_INDEX] for s in pending])
         excess = np.where(volume >= MIN_DAY_ROWS, cells[:, SUSTAINED_CELLS], 0.0)
         limit = self.rules.sustained_excess
         values, fired = np.zeros(len(pending)), np.zeros(len(pending), dtype=bool)

@@ -29,7 +29,7 @@ from detector.baseline import MIN_OWN_DAYS, Baseline, baseline_from_days
 from detector.calendar import LocalTime
 from detector.events import AccessEvent
 from detector.sql import literal_as_int
-from detector.sustained import SustainedExcess
+from detector.sustained import TRACKED, SustainedExcess, day_excess
 
 TICK_MS = 5 * 60 * 1000
 HOUR_TICKS = 12
@@ -126,7 +126,7 @@ class EmployeeState:
         "seen_networks",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition", "rare_hours",
-        "cohort_cells", "sustained", "suspect_since",
+        "cohort_cells", "sustained", "suspicion", "suspect_since",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
@@ -162,6 +162,7 @@ class EmployeeState:
         self.cohort_cells: tuple[int, list[float]] | None = None   # (day, cells) last given to the role's cohort
         self.rare_hours: frozenset[int] = frozenset()
         self.sustained: SustainedExcess | None = None   # CUSUM of daily own excess, updated when scored
+        self.suspicion: SustainedExcess | None = None   # the same sum on raw excess, folded at rollover
         self.suspect_since: int | None = None   # days from this one on stay out of the own baseline
 
     # -- time ---------------------------------------------------------------
@@ -201,6 +202,7 @@ class EmployeeState:
 
     def _rollover(self, day: int) -> None:
         if self.day_counts[C.STATEMENTS] > 0:
+            self._track_suspicion(day)
             self.history.append((self.day, self.day_counts, self.day_hour_max))
             for h, n in enumerate(self.day_hours):
                 self.hour_histogram[h] += n
@@ -210,9 +212,16 @@ class EmployeeState:
         self.day_hours = [0] * 24
         self.day_new_sources, self.day_columns, self.day_new_columns = set(), set(), set()
         self.day_relations, self.day_fingerprints, self.day_accounts = {}, {}, set()
-        # fixed here, in event order, so the day's baseline never depends on when scoring ran
-        self.suspect_since = self.sustained.suspect_since(day) if self.sustained is not None else None
         self._refresh_baseline()
+
+    def _track_suspicion(self, next_day: int) -> None:
+        """Fold the completed active day's raw excess into the suspicion sum, in event order, and fix
+        which days the next baselines leave out (`detector.sustained`)."""
+        if self.suspicion is None:
+            self.suspicion = SustainedExcess.start(self.day)
+        self.suspicion.observe(self.day, day_excess(self.day_counts, self.baseline))
+        self.suspicion.observe(next_day, np.zeros(len(TRACKED)))
+        self.suspect_since = self.suspicion.suspect_since(next_day)
 
     def _refresh_baseline(self) -> None:
         recent = [entry for entry in self.history if entry[0] > self.day - 7]
@@ -415,7 +424,7 @@ def _restore(name: str, value: object) -> object:
         return deque((int(t), list(c)) for t, c in value)
     if name == "history":
         return [(int(d), list(c), list(h)) for d, c, h in value]
-    if name == "sustained":
+    if name in ("sustained", "suspicion"):
         return SustainedExcess.from_list(value) if value else None
     if name in ("last_lookup", "cohort_cells"):
         return tuple(value) if value else None

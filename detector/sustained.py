@@ -19,16 +19,21 @@ rule alerts when S reaches its limit on a day that adds to it, then restarts S.
 S is updated from snapshots in stream order, never at day rollover, so it
 depends only on the events, not on batch boundaries, and is saved with the state.
 
-While S is above zero, the days since it started (`since`) are under suspicion
-and left out of the person's own baseline (for at most `SUSPECT_DAYS`): a CUSUM
-compares with the in-control level, and a thief's own elevated days must not
-become the usual they are judged against. A lasting change of work is learned
-once the suspicion expires.
+While a run goes on, its days are under suspicion and left out of the person's
+own baseline (for at most `SUSPECT_DAYS`): a CUSUM compares with the in-control
+level, and a thief's own elevated days must not become the usual they are
+judged against. A lasting change of work is learned once the suspicion expires.
+Which days are suspect must not depend on when scoring ran, so the state keeps
+a second sum of the same form, folded at each day rollover in event order, on
+the day's raw excess (`day_excess`, before cohort adjustment).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from detector import counters as C
+from detector.baseline import MIN_SPREAD, Baseline
 
 CAP = 2.0            # one day contributes at most this much excess
 ALLOWANCE = 0.6      # excess a normal day may have without accumulating
@@ -36,6 +41,7 @@ SUSPECT_DAYS = 10    # calendar days a suspicious run stays out of the own basel
 TRACKED = ("sensitive_rows", "national_id_rows", "phone_rows", "address_rows", "financial_rows",
            "name_rows")       # counters whose sustained excess is accumulated
 MIN_DAY_ROWS = 100   # a day reading fewer rows of a counter adds nothing: too little to be worth selling
+TRACKED_INDEX = [C.INDEX[name] for name in TRACKED]
 
 
 class SustainedExcess:
@@ -89,3 +95,15 @@ class SustainedExcess:
 
 def _step(total: np.ndarray, excess: np.ndarray) -> np.ndarray:
     return np.maximum(total + np.minimum(excess, CAP) - ALLOWANCE, 0.0)
+
+
+def day_excess(day_counts: list[float], baseline: Baseline | None) -> np.ndarray:
+    """One day's own excess z on the tracked counters, as `features` computes the day cells (before
+    cohort adjustment); zero without own history and for counters under `MIN_DAY_ROWS`."""
+    if baseline is None:
+        return np.zeros(len(TRACKED))
+    values = np.array([day_counts[i] for i in TRACKED_INDEX])
+    median = np.log1p([baseline.day_p50[i] for i in TRACKED_INDEX])
+    high = np.log1p([baseline.day_p95[i] for i in TRACKED_INDEX])
+    excess = np.maximum((np.log1p(values) - median) / np.maximum(high - median, MIN_SPREAD), 0.0)
+    return np.where(values >= MIN_DAY_ROWS, excess, 0.0)

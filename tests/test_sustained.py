@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -66,9 +66,11 @@ def test_days_off_neither_reset_nor_add():
 def test_sustained_excess_does_not_depend_on_batch_boundaries_and_survives_a_restore():
     days = HISTORY + [(36, 100), (37, 100)]
     whole, pipeline = _sustained_by_day(days)
-    split, _ = _sustained_by_day(days, batches_per_day=7)
+    split, split_pipeline = _sustained_by_day(days, batches_per_day=7)
     assert whole == split
     state = pipeline.states["E001"]
+    assert state.suspect_since == date(2026, 9, 7).toordinal()     # day 36: the run stays out of own baselines
+    assert state.to_dict() == split_pipeline.states["E001"].to_dict()
     restored = EmployeeState.from_dict(state.to_dict())
     assert restored.sustained.day == state.sustained.day
     assert np.array_equal(restored.sustained.completed, state.sustained.completed)
