@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.ensemble import IsolationForest
 
 from detector.features import FEATURE_NAMES, N_FEATURES
+from detector.forest import ForestScorer
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,11 @@ class AnomalyModel:
     envelope: np.ndarray
     extrapolation_weight: float
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
+    _scorer: ForestScorer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Built once per loaded model: scoring a batch then costs no per-tree set-up.
+        self._scorer = ForestScorer(self.forest)
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
         """Anomaly scores for a batch of rows (higher = more anomalous)."""
@@ -64,7 +70,7 @@ class AnomalyModel:
         if active.any():
             rows = matrix[active]
             outside = (np.maximum(rows - self.envelope, 0.0) / np.maximum(self.envelope, 1.0)).max(axis=1)
-            scores[active] = -self.forest.score_samples(rows) + self.extrapolation_weight * np.log1p(outside)
+            scores[active] = -self._scorer.score_samples(rows) + self.extrapolation_weight * np.log1p(outside)
         return scores
 
 

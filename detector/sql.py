@@ -169,11 +169,13 @@ _SEP = r" ?, ?"
 _ITEMS = r" ?\x00(?:" + _SEP + r"\x00)*" + " ?"
 _TUPLE = r"\(" + _ITEMS + r"\)"
 _TUPLES = _TUPLE + r"(?:" + _SEP + _TUPLE + r")*"
+# Each alternative starts with its first letter and checks the word boundary (\b) right after
+# it: sre then jumps from i/v/a to i/v/a in C instead of trying every alternative everywhere.
 _LIST_RE = re.compile(
-    r"\bin ?\((?P<in>" + _ITEMS + r")\)"
-    r"|\bin ?\( ?(?P<intuples>" + _TUPLES + r") ?\)"
-    r"|\b(?P<kw>values?) ?(?P<values>" + _TUPLES + r")"
-    r"|\barray ?\[(?P<array>" + _ITEMS + r")\]"
+    r"i(?<!\wi)n ?\((?P<in>" + _ITEMS + r")\)"
+    r"|i(?<!\wi)n ?\( ?(?P<intuples>" + _TUPLES + r") ?\)"
+    r"|v(?<!\wv)alue(?P<plural>s?) ?(?P<values>" + _TUPLES + r")"
+    r"|a(?<!\wa)rray ?\[(?P<array>" + _ITEMS + r")\]"
 )
 
 
@@ -452,7 +454,7 @@ def _collapse_lists(
             start = max(0, source.rfind("(", 0, start))
             close = source.find(")", end)
             end = close + 1 if close >= 0 else end
-            keyword = m.group("kw") if m.group("values") is not None else "in"
+            keyword = "value" + m.group("plural") if m.group("values") is not None else "in"
             replacement = f"{keyword} ({_LIT})"
         out_text.append(text[last : m.start()])
         out_text.append(replacement)

@@ -10,7 +10,8 @@ from detector import counters as C
 from detector.baseline import weekly_sums
 from detector.calendar import WorkCalendar
 from detector.features import (
-    FEATURE_NAMES, HORIZONS, REFERENCES, CohortLevels, References, feature_matrix, is_period_day, judged_cells,
+    FEATURE_NAMES, HORIZONS, REFERENCES, CohortLevels, References, column_median, feature_matrix, is_period_day,
+    judged_cells,
 )
 from detector.model import ForestSettings, fit_model
 from detector.pipeline import DetectionPipeline, Scoring
@@ -193,3 +194,13 @@ def test_an_extreme_in_one_sparse_feature_scores_above_the_threshold():
     row = np.zeros((1, len(FEATURE_NAMES)))
     row[0, seq] = 7.5                                       # 200 consecutive lookups, never seen in training
     assert model.score(row)[0] > model.threshold
+
+
+def test_column_median_equals_numpy_median_bit_for_bit():
+    rng = np.random.default_rng(7)
+    for members in (1, 2, 5, 6, 31, 40):
+        rows = rng.normal(0, 3, (members, 12)) * rng.integers(0, 2, (members, 12))
+        assert np.array_equal(column_median(rows), np.median(rows, axis=0))
+    rows = rng.normal(0, 1, (6, 4))
+    rows[2, 1] = np.nan
+    assert np.array_equal(column_median(rows), np.median(rows, axis=0), equal_nan=True)

@@ -65,3 +65,15 @@ def test_repeated_shapes_are_analysed_once():
 def test_garbage_never_raises(garbage: str):
     shape, literals = StatementAnalyzer().analyze(garbage)
     assert shape.fingerprint_id and isinstance(literals, tuple)
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ("INSERT INTO t VALUES (1, 'a'), (2, 'b')", "insert into t values (?)"),
+    ("INSERT INTO t VALUE (1)", "insert into t value (?)"),
+    ("SELECT * FROM t WHERE a IN (1, 2) AND b IN ((1, 2), (3, 4))", "select * from t where a in (?) and b in (?)"),
+    ("SELECT * FROM t WHERE a = ANY(ARRAY[1, 2])", "select * from t where a = any(array[?])"),
+    # only whole words start a list: xin/my_values/subarray are names
+    ("SELECT xin (1, 2), my_values (1, 2), subarray [1, 2]", "select xin (?, ?), my_values (?, ?), subarray [?, ?]"),
+])
+def test_lists_of_literals_collapse_only_after_whole_keywords(statement: str, expected: str):
+    assert fingerprint(statement)[0] == expected
