@@ -14,6 +14,7 @@ def _forest(max_features=1.0, seed=0):
                            random_state=seed).fit(train)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")   # values beyond float32, on purpose
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_scores_equal_score_samples_on_random_rows(seed):
     forest = _forest(seed=seed)
