@@ -7,7 +7,7 @@ per 15-minute slot of UTC time (every real UTC offset is a multiple of 15 min).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +22,7 @@ class LocalTime:
     day: int          # proleptic ordinal of the local date
     hour: int         # local hour 0..23
     working: bool     # a working day of the calendar and within working hours
+    period: bool = False   # among the month's first or last working days (`is_period_day`)
 
 
 class WorkCalendar:
@@ -46,7 +47,8 @@ class WorkCalendar:
         if found is None:
             moment = datetime.fromtimestamp(slot * SLOT_MS / 1000, tz=timezone.utc).astimezone(self.tz)
             day = moment.date()
-            found = LocalTime(day.toordinal(), moment.hour, self.is_working_day(day) and moment.hour in WORK_HOURS)
+            found = LocalTime(day.toordinal(), moment.hour, self.is_working_day(day) and moment.hour in WORK_HOURS,
+                              is_period_day(self, day.toordinal()))
             self._slots[slot] = found
         return found
 
@@ -71,3 +73,27 @@ def _dates(data: dict, key: str, name: str) -> set[date]:
     if not isinstance(values, list):
         raise InputError(f"{name}: key {key!r} must be a list of ISO dates")
     return {parse_date(v, f"{name}: {key}") for v in values}
+
+
+PERIOD_WORKDAYS = 3           # the first and the last this many working days of a month are period days
+
+
+def is_period_day(calendar: WorkCalendar, day: int, workdays: int = PERIOD_WORKDAYS) -> bool:
+    """Whether a local day is among the first or last `workdays` working days of its month.
+
+    Month ends and starts are when organisations close their books, settle and
+    report: whole teams read what they read on no other day."""
+    found = _PERIOD_DAYS.get((id(calendar), day))
+    if found is None:
+        today = date.fromordinal(day)
+        first = today.replace(day=1).toordinal()
+        last = (today.replace(day=28) + timedelta(days=4)).replace(day=1).toordinal() - 1
+        working = [d for d in range(first, last + 1) if calendar.is_working_day(date.fromordinal(d))]
+        found = day in working[:workdays] or day in working[-workdays:]
+        if len(_PERIOD_DAYS) > 4096:
+            _PERIOD_DAYS.clear()
+        _PERIOD_DAYS[(id(calendar), day)] = found
+    return found
+
+
+_PERIOD_DAYS: dict[tuple[int, int], bool] = {}

@@ -19,13 +19,13 @@ here is vectorised over a batch of snapshots.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 
 from detector import counters as C
 from detector.baseline import MIN_SPREAD, Baseline
-from detector.calendar import WorkCalendar
+from detector.calendar import WorkCalendar, is_period_day  # noqa: F401  (is_period_day: part of this module's story)
 from detector.directory import SERVICE_ROLE, Employee
 from detector.state import Snapshot
 from detector.sustained import TRACKED
@@ -197,30 +197,10 @@ def excess_cells(snapshots: list[Snapshot], references: list[References], values
 SURGE_Z = 3.0                 # a day cell at least this high: the member is surging on that counter
 PERIOD_CORROBORATION = 1      # surging colleagues that explain a surge on a month's first/last working days
 CORROBORATION = 2             # ... on any other day
-PERIOD_WORKDAYS = 3           # the first and the last this many working days of a month are period days
 _DAY = HORIZONS.index("day")
 _N_CELLS = len(REFERENCES) * len(HORIZONS) * C.N_COUNTERS
 
 
-def is_period_day(calendar: WorkCalendar, day: int, workdays: int = PERIOD_WORKDAYS) -> bool:
-    """Whether a local day is among the first or last `workdays` working days of its month.
-
-    Month ends and starts are when organisations close their books, settle and
-    report: whole teams read what they read on no other day."""
-    found = _PERIOD_DAYS.get((id(calendar), day))
-    if found is None:
-        today = date.fromordinal(day)
-        first = today.replace(day=1).toordinal()
-        last = (today.replace(day=28) + timedelta(days=4)).replace(day=1).toordinal() - 1
-        working = [d for d in range(first, last + 1) if calendar.is_working_day(date.fromordinal(d))]
-        found = day in working[:workdays] or day in working[-workdays:]
-        if len(_PERIOD_DAYS) > 4096:
-            _PERIOD_DAYS.clear()
-        _PERIOD_DAYS[(id(calendar), day)] = found
-    return found
-
-
-_PERIOD_DAYS: dict[tuple[int, int], bool] = {}
 
 
 class CohortLevels:

@@ -126,7 +126,7 @@ class EmployeeState:
         "seen_networks",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition", "rare_hours",
-        "cohort_cells", "sustained", "suspicion", "suspect_since",
+        "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
@@ -164,6 +164,7 @@ class EmployeeState:
         self.sustained: SustainedExcess | None = None   # CUSUM of daily own excess, updated when scored
         self.suspicion: SustainedExcess | None = None   # the same sum on raw excess, folded at rollover
         self.suspect_since: int | None = None   # days from this one on stay out of the own baseline
+        self.period_day = False                  # today is among the month's first or last working days
 
     # -- time ---------------------------------------------------------------
 
@@ -177,6 +178,7 @@ class EmployeeState:
             self.tick = tick
         if local.day > self.day:
             self._rollover(local.day)
+            self.period_day = local.period
         return snapshot
 
     def close_tick(self) -> Snapshot | None:
@@ -219,7 +221,9 @@ class EmployeeState:
         which days the next baselines leave out (`detector.sustained`)."""
         if self.suspicion is None:
             self.suspicion = SustainedExcess.start(self.day)
-        self.suspicion.observe(self.day, day_excess(self.day_counts, self.baseline))
+        # a month's closing and opening days lift whole teams (the cohorts judge them): never suspect
+        excess = np.zeros(len(TRACKED)) if self.period_day else day_excess(self.day_counts, self.baseline)
+        self.suspicion.observe(self.day, excess)
         self.suspicion.observe(next_day, np.zeros(len(TRACKED)))
         self.suspect_since = self.suspicion.suspect_since(next_day)
 

@@ -25,7 +25,9 @@ level, and a thief's own elevated days must not become the usual they are
 judged against. A lasting change of work is learned once the suspicion expires.
 Which days are suspect must not depend on when scoring ran, so the state keeps
 a second sum of the same form, folded at each day rollover in event order, on
-the day's raw excess (`day_excess`, before cohort adjustment).
+the day's raw excess (`day_excess`, before cohort adjustment); a month's first
+and last working days (`calendar.is_period_day`), when whole teams close their
+books, never count as suspect.
 """
 
 from __future__ import annotations
