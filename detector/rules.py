@@ -17,7 +17,7 @@ from detector.alerts import Reason
 from detector.directory import Employee
 from detector.events import AccessEvent
 from detector.features import References
-from detector.state import client_network
+from detector.state import DATABASE_HOST, client_network
 
 BULK_READ = "bulk_sensitive_read"
 SENSITIVE_EXPORT = "sensitive_export"
@@ -60,7 +60,8 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
     """The first rule this event breaks, or None.
 
     `networks` are the client networks the organisation worked from in training
-    (None: unknown, and the foreign-network rule stays silent)."""
+    (None: unknown, and the foreign-network rule stays silent). The database host itself (a
+    Unix socket, loopback) is never foreign: it is where administrators work."""
     if not profile.reads_personal_data or not event.success:
         return None
     if employee is not None and employee.is_service_account:
@@ -80,7 +81,7 @@ def _foreign(event: AccessEvent, settings: RuleSettings, networks: frozenset[str
     if networks is None or not settings.foreign_network_enabled or event.client_addr is None:
         return None
     network = client_network(event.client_addr)
-    return None if network in networks else network
+    return None if network in networks or network == DATABASE_HOST else network
 
 
 def _bulk_hit(event: AccessEvent, profile: AccessProfile, refs: References, settings: RuleSettings) -> RuleHit:

@@ -81,12 +81,15 @@ def lookup_key_number(literals: tuple[str, ...], index: int | None) -> int | Non
 
 
 _NETWORKS: dict[str, str] = {}
+DATABASE_HOST = "(the database host)"      # a Unix socket or loopback: someone on the server itself
+_LOCAL_NAMES = frozenset({"[local]", "localhost", "local", ""})
 
 
 def client_network(address: str) -> str:
     """The site-level network of a client address: its IPv4 /20 or IPv6 /48 block, or a host name's domain.
 
-    A /20 (4,096 addresses) is the size of a site's address plan or a VPN pool:
+    Unix-socket and loopback connections are `DATABASE_HOST`. A /20 (4,096
+    addresses) is the size of a site's address plan or a VPN pool:
     a new desk or a new VPN lease stays inside the blocks the organisation
     already works from; an address from a home, a café or a foreign VPN does not."""
     found = _NETWORKS.get(address)
@@ -94,13 +97,19 @@ def client_network(address: str) -> str:
         try:
             ip = ipaddress.ip_address(address)
             prefix = 20 if ip.version == 4 else 48
-            found = str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+            found = DATABASE_HOST if ip.is_loopback else str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
         except ValueError:
-            found = address.split(".", 1)[1] if "." in address else "(local host names)"
+            found = _host_name_network(address)
         if len(_NETWORKS) >= MAX_PROGRAMS:
             _NETWORKS.clear()
         _NETWORKS[address] = found
     return found
+
+
+def _host_name_network(name: str) -> str:
+    if name in _LOCAL_NAMES:
+        return DATABASE_HOST
+    return name.split(".", 1)[1] if "." in name else "(local host names)"
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from detector.features import (
 from detector.model import ForestSettings, fit_model
 from detector.pipeline import DetectionPipeline, Scoring
 from detector.rules import FOREIGN_NETWORK
-from detector.state import EmployeeState, Snapshot, client_network, client_program, lookup_key_number
+from detector.state import DATABASE_HOST, EmployeeState, Snapshot, client_network, client_program, lookup_key_number
 from detector.training import _flat_peers, peer_baselines
 from tests.factories import at, event, lookup, reference_data
 
@@ -204,3 +204,12 @@ def test_column_median_equals_numpy_median_bit_for_bit():
     rows = rng.normal(0, 1, (6, 4))
     rows[2, 1] = np.nan
     assert np.array_equal(column_median(rows), np.median(rows, axis=0), equal_nan=True)
+
+
+def test_the_database_host_itself_is_never_a_foreign_network():
+    assert client_network("[local]") == client_network("127.0.0.1") == client_network("::1") == DATABASE_HOST
+    peers = _flat_peers()
+    peers.networks = frozenset({"10.12.0.0/20"})
+    pipeline = DetectionPipeline(reference_data(), Scoring(peers=peers))
+    assert pipeline.process([lookup(at(1, 10), 1, client_addr="[local]")]) == []
+    assert [a["detector"] for a in pipeline.process([lookup(at(1, 11), 2, client_addr="10.99.0.1")])] == [FOREIGN_NETWORK]
