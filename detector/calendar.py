@@ -35,6 +35,7 @@ class WorkCalendar:
         self.holidays = frozenset(holidays or ())
         self.workdays = frozenset(workdays or ())
         self._slots: dict[int, LocalTime] = {}
+        self.period_days: dict[tuple[int, int], bool] = {}     # (day, workdays) -> `is_period_day`
 
     def is_working_day(self, day: date) -> bool:
         if day in self.workdays:
@@ -83,17 +84,12 @@ def is_period_day(calendar: WorkCalendar, day: int, workdays: int = PERIOD_WORKD
 
     Month ends and starts are when organisations close their books, settle and
     report: whole teams read what they read on no other day."""
-    found = _PERIOD_DAYS.get((id(calendar), day))
+    cache = calendar.period_days
+    found = cache.get((day, workdays))
     if found is None:
         today = date.fromordinal(day)
         first = today.replace(day=1).toordinal()
         last = (today.replace(day=28) + timedelta(days=4)).replace(day=1).toordinal() - 1
         working = [d for d in range(first, last + 1) if calendar.is_working_day(date.fromordinal(d))]
-        found = day in working[:workdays] or day in working[-workdays:]
-        if len(_PERIOD_DAYS) > 4096:
-            _PERIOD_DAYS.clear()
-        _PERIOD_DAYS[(id(calendar), day)] = found
+        found = cache[(day, workdays)] = day in working[:workdays] or day in working[-workdays:]
     return found
-
-
-_PERIOD_DAYS: dict[tuple[int, int], bool] = {}

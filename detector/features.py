@@ -25,7 +25,7 @@ import numpy as np
 
 from detector import counters as C
 from detector.baseline import MIN_SPREAD, Baseline
-from detector.calendar import WorkCalendar, is_period_day  # noqa: F401  (is_period_day: part of this module's story)
+from detector.calendar import WorkCalendar, is_period_day
 from detector.directory import SERVICE_ROLE, Employee
 from detector.state import Snapshot
 from detector.sustained import TRACKED

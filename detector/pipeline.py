@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector import counters as C
 from detector.access import AccessProfiler
 from detector.alerts import AlertBook, Trigger
 from detector.calendar import WorkCalendar
