@@ -19,6 +19,12 @@ MIN_OWN_DAYS = 5
 MIN_SPREAD = float(np.log(2.0))     # the least spread a count is standardised by: doubling is one spread
 
 
+def standardised_excess(value: np.ndarray, median: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """z = max(0, (value - median) / max(high - median, MIN_SPREAD)), all three log1p of counts:
+    how many usual spreads above the median a count is; quieter than usual never scores."""
+    return np.maximum((value - median) / np.maximum(high - median, MIN_SPREAD), 0.0)
+
+
 @dataclass(slots=True)
 class Baseline:
     day_p50: list[float]

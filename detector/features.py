@@ -24,7 +24,7 @@ from datetime import date
 import numpy as np
 
 from detector import counters as C
-from detector.baseline import MIN_SPREAD, Baseline
+from detector.baseline import MIN_SPREAD, Baseline, standardised_excess
 from detector.calendar import WorkCalendar, is_period_day
 from detector.directory import SERVICE_ROLE, Employee
 from detector.state import Snapshot
@@ -188,9 +188,7 @@ def excess_cells(snapshots: list[Snapshot], references: list[References], values
     cells = []
     for side in REFERENCES:
         levels = np.stack([getattr(r, side).matrix for r in references])   # (n, 6, counters), log1p
-        median, high = levels[:, _MEDIANS], levels[:, _HIGHS]
-        spread = np.maximum(high - median, MIN_SPREAD)
-        cells.append(np.maximum((values - median) / spread, 0.0))
+        cells.append(standardised_excess(values, levels[:, _MEDIANS], levels[:, _HIGHS]))
     return np.stack(cells, axis=1).reshape(len(snapshots), -1)
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from detector import counters as C
-from detector.baseline import MIN_SPREAD, Baseline
+from detector.baseline import Baseline, standardised_excess
 
 CAP = 2.0            # one day contributes at most this much excess
 ALLOWANCE = 0.6      # excess a normal day may have without accumulating
@@ -107,5 +107,4 @@ def day_excess(day_counts: list[float], baseline: Baseline | None) -> np.ndarray
     values = np.array([day_counts[i] for i in TRACKED_INDEX])
     median = np.log1p([baseline.day_p50[i] for i in TRACKED_INDEX])
     high = np.log1p([baseline.day_p95[i] for i in TRACKED_INDEX])
-    excess = np.maximum((np.log1p(values) - median) / np.maximum(high - median, MIN_SPREAD), 0.0)
-    return np.where(values >= MIN_DAY_ROWS, excess, 0.0)
+    return np.where(values >= MIN_DAY_ROWS, standardised_excess(np.log1p(values), median, high), 0.0)
