@@ -1,5 +1,7 @@
 """Diagnostics: for each labelled incident, the highest model score the employee got
-during it, against the threshold, with the top features. For tuning, not for CI.
+on its days (and the day after), against the threshold, with the top features: the
+rows the pipeline really scored (cohort-adjusted, sustained excess included). For
+tuning, not for CI.
 
     python benchmarks/incident_scores.py WORKLOAD_DIR MODEL_DIR
 """
@@ -17,7 +19,7 @@ from detector.calendar import WorkCalendar
 from detector.catalog import Catalog
 from detector.directory import Directory
 from detector.evaluation import incidents_from_labels
-from detector.features import FEATURE_NAMES, feature_matrix
+from detector.features import FEATURE_NAMES
 from detector.pipeline import DetectionPipeline, ReferenceData
 from streams.files import DeadLetterFile, read_event_batches, read_jsonl
 
@@ -26,30 +28,22 @@ def main(workload: Path, model_dir: Path) -> None:
     refs = ReferenceData(Directory.load(workload / "directory.csv"), Catalog.load(workload / "catalog.yaml"),
                          WorkCalendar.load(workload / "calendar.yaml"))
     bundle = load_bundle(model_dir)
-    pipeline = DetectionPipeline(refs, bundle.scoring)
+    pipeline = DetectionPipeline(refs, bundle.scoring, collect_snapshots=True)   # the rows it really scores
     pipeline.restore(bundle.states)
-    rows: dict[str, list] = defaultdict(list)
-    original = pipeline._score_pending
-
-    def capture():
-        pending = list(pipeline._pending)
-        if pending:
-            refs_ = [pipeline._references(s) for s in pending]
-            matrix = feature_matrix(pending, refs_)
-            scores = bundle.scoring.anomaly.score(matrix)
-            for s, row, score in zip(pending, matrix, scores):
-                rows[pipeline.states[s.key].employee_id].append((s.last_ts_ms, score, row))
-        return original()
-
-    pipeline._score_pending = capture
     for batch in read_event_batches(workload / "test.jsonl", DeadLetterFile(None)):
         pipeline.process(batch)
     pipeline.finish()
+    matrix = np.vstack(pipeline.collected_rows).astype(float)
+    scores = bundle.scoring.anomaly.score(matrix)
+    rows: dict[str, list] = defaultdict(list)          # employee -> (day, score, feature row)
+    for label, score, row in zip(pipeline.collected_days, scores, matrix):
+        key, day = label.rsplit("|", 1)
+        rows[pipeline.states[key].employee_id].append((int(day), score, row))
     threshold = bundle.scoring.anomaly.threshold
     print(f"threshold {threshold:.4f}")
     for incident in incidents_from_labels(read_jsonl(workload / "labels.jsonl")):
-        window = [r for r in rows[incident.employee_id]
-                  if incident.start_ms - 3600_000 <= r[0] <= incident.end_ms + 86400_000]
+        first, last = (refs.calendar.local(ms).day for ms in (incident.start_ms, incident.end_ms))
+        window = [r for r in rows[incident.employee_id] if first <= r[0] <= last + 1]
         if not window:
             print(f"{incident.incident_id} {incident.scenario:22} no snapshots")
             continue

@@ -28,13 +28,15 @@ from detector.features import (
     horizon_values, judged_cells, references_for,
 )
 from detector.model import AnomalyModel
-from detector.rules import SUSTAINED_EXCESS, RuleSettings, check_rules, may_fire
+from detector.rules import SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
 from detector.sustained import MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
 
 HOUR_MS = 3600 * 1000
 UNRESOLVED_PREFIX = "account:"
 _SUSTAINED = FEATURE_NAMES.index(SUSTAINED)
+_CATEGORY_OWN = FEATURE_NAMES.index("category_rows_vs_own")
+_CATEGORY_PEERS = FEATURE_NAMES.index("category_rows_vs_peers")
 GC_GEN0_THRESHOLD = 50_000
 
 
@@ -283,9 +285,10 @@ class DetectionPipeline:
         scores = anomaly.score(matrix)
         self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
         over = scores > anomaly.threshold
+        unfamiliar = self._unfamiliar(matrix)
         alerts = []
-        for index in np.flatnonzero(over | sustained_fired):
-            detector = "model" if over[index] else SUSTAINED_EXCESS
+        for index in np.flatnonzero(over | sustained_fired | unfamiliar):
+            detector = "model" if over[index] else SUSTAINED_EXCESS if sustained_fired[index] else UNFAMILIAR_DATA
             alert = self._model_alert(pending[index], references[index], matrix[index], cells[index],
                                       float(scores[index]), detector)
             if alert is not None:
@@ -319,6 +322,19 @@ class DetectionPipeline:
                 state.sustained.restart()
         return values, fired
 
+    def _unfamiliar(self, matrix: np.ndarray) -> np.ndarray:
+        """Where the `unfamiliar_personal_data` rule fires: a category of personal data read far
+        beyond both the person's own usual and their peers' (a kind of data neither reads).
+
+        A forest isolates a point by random splits over all features, so one or two extreme
+        features among twenty score lower than several moderate ones; this conjunction is
+        the case that must not depend on that. Cells are cohort-adjusted, and service
+        accounts' rows are zero here (they are judged on sources and failures)."""
+        limit = self.rules.unfamiliar_data
+        if limit <= 0:
+            return np.zeros(len(matrix), dtype=bool)
+        return (matrix[:, _CATEGORY_OWN] >= limit) & (matrix[:, _CATEGORY_PEERS] >= limit)
+
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
         return self._cohort_role_of(self.states[snapshot.key])
 
@@ -340,9 +356,13 @@ class DetectionPipeline:
             reasons = model_reasons(row, cells, snapshot, refs)
             margin = score - threshold
             severity = "critical" if margin > 0.12 else "high" if margin > 0.06 else "medium" if margin > 0.02 else "low"
-        else:
+        elif detector == SUSTAINED_EXCESS:
             reasons = model_reasons(row, cells, snapshot, refs, first=_SUSTAINED, history=state.history)
             severity = "high" if row[_SUSTAINED] >= 2 * self.rules.sustained_excess else "medium"
+        else:
+            reasons = model_reasons(row, cells, snapshot, refs, first=_CATEGORY_OWN)
+            reasons[0].detail = "a kind of personal data neither this person nor their peers usually read: " + reasons[0].detail
+            severity = "high"
         horizon = reasons[0].feature.rsplit(":", 1)[1] if reasons else "day"
         window_start = {"hour": snapshot.tick_end_ms - HOUR_MS,
                         "week": self.refs.calendar.day_start_ms(snapshot.day - 6)}.get(

@@ -23,6 +23,7 @@ BULK_READ = "bulk_sensitive_read"
 SENSITIVE_EXPORT = "sensitive_export"
 FOREIGN_NETWORK = "foreign_network_read"
 SUSTAINED_EXCESS = "sustained_excess"     # checked on snapshots by the pipeline, not per event
+UNFAMILIAR_DATA = "unfamiliar_personal_data"   # likewise
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +33,12 @@ class RuleSettings:
     export_enabled: bool = True
     foreign_network_enabled: bool = True   # needs the organisation's networks, learned at training
     sustained_excess: float = 2.5          # CUSUM of own daily excess that alerts (`detector.sustained`); 0 = off
+    unfamiliar_data: float = 7.0           # excess over own AND peers' usual of a personal-data category; 0 = off
 
     def __post_init__(self) -> None:
-        if self.sustained_excess < 0:
-            raise ValueError(f"rules.sustained_excess must be >= 0 (0 turns it off), got {self.sustained_excess}")
+        for name in ("sustained_excess", "unfamiliar_data"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"rules.{name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         if self.bulk_read_rows < 1:
             raise ValueError(f"rules.bulk_read_rows must be >= 1, got {self.bulk_read_rows}")
 

@@ -100,6 +100,7 @@ class RulesConfig:
     export_enabled: bool = True
     foreign_network_enabled: bool = True
     sustained_excess: float = 2.5
+    unfamiliar_data: float = 7.0
 
 
 @dataclass
@@ -257,8 +258,9 @@ def _validate(config: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key {key}: must be > 0, got {value}")
-    if config.rules.sustained_excess < 0:
-        raise ConfigError(f"config key rules.sustained_excess: must be >= 0 (0 turns it off), got {config.rules.sustained_excess}")
+    for name in ("sustained_excess", "unfamiliar_data"):
+        if getattr(config.rules, name) < 0:
+            raise ConfigError(f"config key rules.{name}: must be >= 0 (0 turns it off), got {getattr(config.rules, name)}")
     if config.state.checkpoint_interval_s < 0:
         raise ConfigError(f"config key state.checkpoint_interval_s: must be >= 0, got {config.state.checkpoint_interval_s}")
     if not 0 <= config.metrics.port <= 65535:

@@ -51,3 +51,12 @@ def test_broken_config_names_the_key(tmp_path: Path):
     assert result.returncode == 1
     assert "kafka.session_timeout_ms: expected int" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("key", ["sustained_excess", "unfamiliar_data"])
+def test_a_negative_rule_limit_is_refused_naming_the_key(tmp_path: Path, key: str):
+    config = tmp_path / "bad.toml"
+    config.write_text(f"[rules]\n{key} = -1.0\n")
+    result = _run("run", "--config", str(config))
+    assert result.returncode == 1
+    assert f"config key rules.{key}: must be >= 0" in result.stderr

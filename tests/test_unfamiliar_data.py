@@ -1,0 +1,80 @@
+"""The `unfamiliar_personal_data` rule: a kind of personal data neither the person nor their peers read."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from detector.features import FEATURE_NAMES
+from detector.model import AnomalyModel, ForestSettings, fit_model
+from detector.pipeline import DetectionPipeline, Scoring
+from detector.rules import UNFAMILIAR_DATA, RuleSettings
+from detector.training import _flat_peers, peer_baselines
+from tests.factories import at, event, normal_day, reference_data
+
+WORKDAYS = [d for d in range(1, 26) if date(2026, 9, d).weekday() < 5]
+TEST_DAY = 28                                               # Monday 28 September
+COLLEAGUES = ("zhang_wei", "li_na")                         # E001 and E002, both customer service
+
+
+def _quiet_model() -> AnomalyModel:
+    """A fitted forest whose threshold nothing reaches: only rules can alert."""
+    matrix = np.abs(np.random.default_rng(0).normal(0, 0.5, (500, len(FEATURE_NAMES))))
+    model = fit_model(matrix, np.array([f"p{i % 50}|{i // 50}" for i in range(500)]), ForestSettings(n_estimators=20))
+    model.threshold = np.inf
+    return model
+
+
+def _trained(limit: float) -> DetectionPipeline:
+    """A pipeline that learnt a month of both colleagues' name-and-phone lookups, own and peer baselines."""
+    refs = reference_data()
+    history = DetectionPipeline(refs, Scoring(peers=_flat_peers()))
+    for day in WORKDAYS:
+        for user in COLLEAGUES:
+            history.process(normal_day(day, user))
+    history.finish()
+    pipeline = DetectionPipeline(refs, Scoring(peers=peer_baselines(history.states, refs.directory), anomaly=_quiet_model()),
+                                 RuleSettings(unfamiliar_data=limit))
+    pipeline.restore(history.states)
+    return pipeline
+
+
+def _reads(columns: str, rows: int) -> list:
+    """E001's ordinary day, plus two statements reading `rows` rows of `columns` at 11:00."""
+    return normal_day(TEST_DAY) + [
+        event(at(TEST_DAY, 11, 0, s), statement=f"SELECT {columns} FROM customers WHERE city = 'x{s}'", rows=rows // 2)
+        for s in (1, 2)]
+
+
+def _alerts(pipeline: DetectionPipeline, events: list) -> list[dict]:
+    return pipeline.process(sorted(events, key=lambda e: e.ts_ms)) + pipeline.finish()
+
+
+def test_reading_national_ids_that_neither_the_person_nor_their_peers_read_alerts():
+    alerts = _alerts(_trained(7.0), _reads("name, id_card_no", 600))       # 600 rows, far under bulk_read_rows
+    assert [a["detector"] for a in alerts] == [UNFAMILIAR_DATA]
+    alert = alerts[0]
+    assert alert["employee_id"] == "E001" and alert["severity"] == "high"
+    reason = alert["reasons"][0]
+    assert reason["feature"].startswith("category_rows_vs_own:national_id_rows:")
+    assert reason["detail"].startswith("a kind of personal data neither this person nor their peers usually read: ")
+    assert "national ID" in reason["detail"] and "600" in reason["detail"]
+
+
+def test_the_same_volume_of_familiar_data_does_not_fire_it():
+    assert _alerts(_trained(7.0), _reads("name, phone", 600)) == []        # 15x own usual, but a usual kind
+
+
+def test_a_few_rows_of_unfamiliar_data_do_not_fire_it():
+    assert _alerts(_trained(7.0), _reads("name, id_card_no", 40)) == []     # under 2^7 times the usual
+
+
+def test_the_rule_can_be_turned_off():
+    assert _alerts(_trained(0.0), _reads("name, id_card_no", 600)) == []
+
+
+def test_a_negative_limit_is_refused_with_its_name():
+    with pytest.raises(ValueError, match="rules.unfamiliar_data"):
+        RuleSettings(unfamiliar_data=-1)
