@@ -38,7 +38,8 @@ MAX_SEEN = 512
 MAX_FINGERPRINTS = 64
 RARE_HOUR_SHARE = 0.01
 RARE_HOUR_MIN_HISTORY = 200
-SEQUENTIAL_GAP = 5
+SEQUENTIAL_GAP = 5       # keys this close to the previous one are the next ones
+MAX_STRIDE = 1000        # ... and a repeated step up to this is a walk with a stride (check digits, every 7th)
 Counts = tuple[list[float], list[float], list[float]]   # the day's, the sliding hour's and the 5-minute bucket's counters
 _VERSION_TOKEN = re.compile(r"v?\d+(\.\d+)*")
 _PROGRAMS: dict[str, str] = {}
@@ -164,7 +165,7 @@ class EmployeeState:
         self.day_new_columns: set[str] = set()      # personal-data columns first read today
         self.day_fingerprints: dict[str, list[float]] = {}
         self.day_accounts: set[str] = set()
-        self.last_lookup: tuple[str, int] | None = None
+        self.last_lookup: tuple[str, int, int] | None = None   # fingerprint, key, step from the key before
         self.dirty = False
         self.last_ts_ms = 0
         self.partition = 0          # the stream (Kafka partition) this person's events arrive on
@@ -334,10 +335,12 @@ class EmployeeState:
         key = lookup_key_number(literals, profile.key_literal_index)
         if key is None:
             return
+        fingerprint = profile.fingerprint_id or ""
         last = self.last_lookup
-        if last is not None and last[0] == profile.fingerprint_id and 0 < abs(key - last[1]) <= SEQUENTIAL_GAP:
+        step = key - last[1] if last is not None and last[0] == fingerprint else 0
+        if step and (abs(step) <= SEQUENTIAL_GAP or (abs(step) <= MAX_STRIDE and step == _last_step(last))):
             _add(counts, C.SEQUENTIAL_LOOKUPS, 1.0)
-        self.last_lookup = (profile.fingerprint_id or "", key)
+        self.last_lookup = (fingerprint, key, step)
 
     def _note_sources(self, event: AccessEvent, counts: Counts) -> bool:
         """Count never-seen client addresses and applications; True if this event uses one."""
@@ -453,6 +456,11 @@ def _add(counts: Counts, index: int, value: float) -> None:
     day[index] += value
     hour[index] += value
     bucket[index] += value
+
+
+def _last_step(last: tuple) -> int:
+    """The step that led to the previous key (states saved before steps were kept have none)."""
+    return last[2] if len(last) > 2 else 0
 
 
 def _bounded_add(seen: set[str], item: str) -> None:

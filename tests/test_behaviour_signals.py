@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import pytest
 
 from detector import counters as C
 from detector.baseline import weekly_sums
@@ -103,6 +104,35 @@ def test_walking_prefixed_identifiers_counts_as_enumeration():
             for s in range(20)]
     pipeline.process(walk)
     assert pipeline.states["E001"].day_counts[C.SEQUENTIAL_LOOKUPS] == 19
+
+
+@pytest.mark.parametrize("step, counted", [(7, 18), (-40, 18), (1001, 0)])
+def test_walking_keys_with_a_fixed_stride_counts_from_the_second_step(step: int, counted: int):
+    """Waybill numbers with a check digit, or every 7th customer: a repeated step is a walk too;
+    the first step of a stride beyond SEQUENTIAL_GAP cannot tell, the second can."""
+    pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers()))
+    walk = [lookup(at(1, 10, s // 60, s % 60), 500_000 + s * step) for s in range(20)]
+    pipeline.process(walk)
+    assert pipeline.states["E001"].day_counts[C.SEQUENTIAL_LOOKUPS] == counted
+
+
+def test_scattered_lookups_with_changing_steps_are_not_a_walk():
+    pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers()))
+    keys = [1000, 1040, 1077, 1180, 1190, 1330, 1335 + 900, 3000]      # steps 40, 37, 103, 10, 140, 905, 765
+    pipeline.process([lookup(at(1, 10, i), key) for i, key in enumerate(keys)])
+    assert pipeline.states["E001"].day_counts[C.SEQUENTIAL_LOOKUPS] == 0
+
+
+def test_a_lookup_state_saved_without_its_step_still_restores_and_counts():
+    first = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers()))
+    first.process([lookup(at(1, 10, 0), 1000)])
+    saved = first.states["E001"].to_dict()
+    saved["last_lookup"] = saved["last_lookup"][:2]                 # as states were saved before steps were kept
+    later = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers()))
+    later.restore({"E001": EmployeeState.from_dict(saved)})
+    later.process([lookup(at(1, 10, 1), 1001)])
+    assert later.states["E001"].day_counts[C.SEQUENTIAL_LOOKUPS] == 1
+    assert later.states["E001"].last_lookup[1:] == (1001, 1)
 
 
 # -- horizons -------------------------------------------------------------------
