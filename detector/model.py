@@ -97,11 +97,28 @@ def budget_threshold(scores: np.ndarray, day_ids: np.ndarray, settings: ForestSe
     """The score that baseline employee-days exceed at no more than the budgeted rate.
 
     Employee-days are scored by their highest row, as alerts are counted. With
-    few baseline days the budget may allow none: the threshold is then the
-    highest baseline day itself (nothing in the baseline would have alerted)."""
+    fewer baseline days than the budget needs to allow one (under 1,000 at the
+    default), the highest baseline day says only that the rate is below 1 in
+    their number: the threshold is then extrapolated past it (`tail_quantile`)."""
     _, inverse = np.unique(day_ids, return_inverse=True)
     day_max = np.full(inverse.max() + 1, -np.inf)
     np.maximum.at(day_max, inverse, scores)
-    allowed = int(settings.alert_budget_per_1000_days * settings.budget_safety / 1000.0 * len(day_max))
+    rate = settings.alert_budget_per_1000_days * settings.budget_safety / 1000.0
+    allowed = int(rate * len(day_max))
     ordered = np.sort(day_max)
-    return float(ordered[len(ordered) - 1 - allowed])
+    empirical = float(ordered[len(ordered) - 1 - allowed])
+    return max(empirical, tail_quantile(ordered, rate)) if allowed == 0 else empirical
+
+
+def tail_quantile(ordered: np.ndarray, rate: float, share: float = 0.05, least: int = 20) -> float:
+    """The score exceeded at `rate`, by peaks over threshold: an exponential fitted to the top
+    k days' excesses over the next one (k: `share` of the days, at least `least`), whose
+    quantile for `rate` may lie beyond the highest day. -inf when the days are too few to fit
+    or the rate is within the top k (then the empirical quantile is the estimate)."""
+    n = len(ordered)
+    k = min(max(least, int(share * n)), n - 1)
+    if k < 2 or rate * n >= k:
+        return -np.inf
+    floor = ordered[n - k - 1]
+    scale = float(np.mean(ordered[n - k:] - floor))
+    return float(floor + scale * np.log(k / (rate * n)))

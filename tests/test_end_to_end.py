@@ -31,10 +31,11 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_detector_finds_most_incidents_with_few_false_alerts(evaluated):
     ours = evaluated["figures"]["exfil-detector"]
     assert ours["incidents"] == 20
-    assert ours["recall"] >= 0.9                                    # measured: 19 of 20
-    # 211 test employee-days: one false alert day is 4.7 per 1,000. Measured: 4 days (18.96), low-severity
-    # alerts just over a threshold calibrated on only 376 training employee-days; allow no more.
-    assert ours["false_alerts_per_1000_employee_days"] <= 20.0
+    assert ours["recall"] >= 0.9                                    # measured: 18 of 20
+    # 211 test employee-days: one false alert day is 4.7 per 1,000. Measured: 1 day (4.74). The 376
+    # training employee-days are too few to show a 1-in-1,000 day, so the threshold is extrapolated
+    # (`model.tail_quantile`); with the highest training day as threshold it was 4 days (18.96).
+    assert ours["false_alerts_per_1000_employee_days"] <= 5.0
 
 
 def test_detector_beats_static_volume_rules_on_recall_and_false_alerts(evaluated):
