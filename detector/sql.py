@@ -39,6 +39,7 @@ import bisect
 import hashlib
 import logging
 import re
+import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -780,12 +781,30 @@ def _parse(text: str, mysql_first: bool) -> list[exp.Expression] | None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 statements = sqlglot.parse(text, read=dialect)
-        except Exception:  # ParseError, TokenError, RecursionError, sqlglot bugs
+        except Exception as exc:  # ParseError, TokenError, RecursionError, sqlglot bugs
+            _release_frames(exc)
             continue
         nodes = [s for s in statements if s is not None]
         if nodes:
             return nodes
     return None
+
+
+def _release_frames(error: BaseException) -> None:
+    """Let a caught parse error free its frames now rather than at the next cyclic collection.
+
+    sqlglot's parser keeps the errors it raises (``parser.errors``): error -> traceback ->
+    the parser's frame -> parser -> error is a cycle that reference counting never frees, and
+    the traceback's frames hold their callers' frames, up to the pipeline's with its whole
+    batch of events. Until the cyclic collector runs, every failed parse kept a batch (10,000
+    events) alive, and the collector then had hundreds of thousands of objects to scan.
+    Clearing the traceback's frames and dropping it breaks the cycle."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)   # skips the frames still running (ours)
+        error.__traceback__ = None
+        error = error.__context__
 
 
 _MYSQL_HINT_RE = re.compile(r"`|\blimit \? ?, ?\?|\binto (?:outfile|dumpfile)\b")
