@@ -926,6 +926,27 @@ def test_key_texts_cached_by_skeleton_keep_no_literal_and_are_bounded(monkeypatc
     assert not [text for text in reachable_strings(sql._KEY_TEXTS) if PHONE in text]
 
 
+def test_a_statement_sqlglot_cannot_parse_does_not_keep_its_callers_alive() -> None:
+    """sqlglot's parser keeps the error it raises: without the frames released, the error's
+    cycle held every caller's frame (the pipeline's batch of events) until a cyclic collection."""
+    import gc
+    import weakref
+
+    class Batch:
+        pass
+
+    def caller() -> weakref.ref:
+        batch = Batch()
+        StatementAnalyzer().analyze("selct status, count(*) from t group by status")
+        return weakref.ref(batch)
+
+    gc.disable()
+    try:
+        assert caller()() is None
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "10", None])
 def test_invalid_cache_sizes_are_rejected(bad: object) -> None:
     with pytest.raises(ValueError, match="max_shapes"):
