@@ -8,7 +8,8 @@ pages through them or enumerates keys) and needs a stable name for its *shape* (
 fingerprint) to count and report it. Parsing SQL is slow (sqlglot: ~0.1-1 ms), but real
 workloads repeat a small number of shapes with different literal values, so the analysis is
 done once per shape and cached under the fingerprint: the hot path is one regex split (C),
-one Python look at each literal or comment found, and a dict look-up. A statement without
+one Python look at each literal or comment found, and two dict look-ups (the key text by the
+scan's literal-free skeleton, then the shape by the key). A statement without
 literals (bind parameters, BEGIN/COMMIT) is also remembered by its exact text and then costs
 one dict look-up. ``benchmarks/sql_fingerprint.py`` measures the cached path.
 
@@ -38,6 +39,7 @@ import bisect
 import hashlib
 import logging
 import re
+import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -389,17 +391,12 @@ def _scan_with(pattern: re.Pattern[str], source: str, check: bool) -> tuple[_Sca
                 add_text(_LIT)
             pos = end
         add_text(parts[last])
-        text = "".join(out).strip()
+        skeleton = "".join(out)
     else:
-        text = source.strip()
-    if "  " in text or "\n" in text or "\t" in text or "\r" in text:
-        text = _collapse_whitespace(text)
-    text = text.lower().rstrip("; ")
-    if literals:
-        if prefixed:
-            text = _PREFIX_BEFORE_MARKER_RE.sub("", text)
-        if _LIT_COMMA in text or _LIT_SPACE_COMMA in text or "values" in text or "array" in text:
-            text, literals, starts = _collapse_lists(text, source, literals, starts)
+        skeleton = source
+    text, groups = _key_text(skeleton) if literals and not prefixed else _normalised(skeleton, prefixed)
+    if groups:
+        literals, starts = _merge_lists(groups, source, literals, starts)
     if quoted:
         pieces = text.split(_QID)
         joined = [pieces[0]]
@@ -429,43 +426,99 @@ def _hide_from_first_string(scanned: _Scanned) -> _Scanned:
     return key + glue + _LIT, literals + (source[cut:],), starts + [cut], comments, source
 
 
-def _collapse_lists(
-    text: str, source: str, literals: list[str], starts: list[int]
-) -> tuple[str, list[str], list[int]]:
-    """Replace IN/VALUES/ARRAY lists of literals by one marker holding the raw list text."""
+# A list of literals collapsed into one: the indexes of its first and last literal, and whether
+# it is a list of tuples (VALUES (..), (..) / IN ((..), (..))), whose outer parentheses it keeps.
+_ListGroup = tuple[int, int, bool]
+_KeyText = tuple[str, tuple[_ListGroup, ...]]
+
+MAX_KEY_TEXTS = 4096
+"""Bound of the cache of key texts by skeleton (the oldest tenth is dropped when it is full);
+only skeletons up to ``MAX_TEXT_CHARS`` long are kept."""
+_KEY_TEXTS: dict[str, _KeyText] = {}
+
+
+def _key_text(skeleton: str) -> _KeyText:
+    """The key text of a scanned statement's skeleton, and the lists of literals it collapses.
+
+    The skeleton is what the scan keeps of a statement with literals: its text with every
+    literal a marker and comments blanked, as literal-free as the fingerprint. Statements of
+    one shape mostly share it (only their literals differ), so the key text is cached by
+    skeleton: a repeated shape then skips the whitespace, case and list work. (Statements
+    without literals are remembered whole by the analyzer; skeletons with string prefixes
+    left in them are rare; neither is cached here.)"""
+    found = _KEY_TEXTS.get(skeleton)
+    if found is None:
+        found = _normalised(skeleton, False)
+        if len(skeleton) <= MAX_TEXT_CHARS:
+            if len(_KEY_TEXTS) >= MAX_KEY_TEXTS:
+                for old in list(islice(_KEY_TEXTS, MAX_KEY_TEXTS // 10)):
+                    _KEY_TEXTS.pop(old, None)
+            _KEY_TEXTS[skeleton] = found
+    return found
+
+
+def _normalised(skeleton: str, prefixed: bool) -> _KeyText:
+    """Whitespace collapsed, lower-cased, trailing ';' dropped, string prefixes removed and
+    lists of literals collapsed to one marker each (see ``fingerprint``)."""
+    text = skeleton.strip()
+    if "  " in text or "\n" in text or "\t" in text or "\r" in text:
+        text = _collapse_whitespace(text)
+    text = text.lower().rstrip("; ")
+    if _LIT not in text:
+        return text, ()
+    if prefixed:
+        text = _PREFIX_BEFORE_MARKER_RE.sub("", text)
+    if _LIT_COMMA in text or _LIT_SPACE_COMMA in text or "values" in text or "array" in text:
+        return _collapse_lists(text)
+    return text, ()
+
+
+def _collapse_lists(text: str) -> _KeyText:
+    """Replace IN/VALUES/ARRAY lists of literals by one marker; say which literals each held."""
     out_text: list[str] = []
-    out_literals: list[str] = []
-    out_starts: list[int] = []
+    groups: list[_ListGroup] = []
     taken = 0  # literals consumed so far
     last = 0
     for m in _LIST_RE.finditer(text):
-        before = text.count(_LIT, last, m.start())
-        out_literals.extend(literals[taken : taken + before])
-        out_starts.extend(starts[taken : taken + before])
-        taken += before
-        count = m.group().count(_LIT)
-        final = taken + count - 1
-        start, end = starts[taken], starts[final] + len(literals[final])
+        taken += text.count(_LIT, last, m.start())
+        final = taken + m.group().count(_LIT) - 1
         if m.group("in") is not None:
-            replacement = "in (" + _LIT + ")"
+            replacement, tuples = "in (" + _LIT + ")", False
         elif m.group("array") is not None:
-            replacement = "array[" + _LIT + "]"
-        else:  # VALUES tuples or IN of tuples: keep the outer parentheses of the tuples
+            replacement, tuples = "array[" + _LIT + "]", False
+        else:  # VALUES tuples or IN of tuples
+            keyword = "value" + m.group("plural") if m.group("values") is not None else "in"
+            replacement, tuples = f"{keyword} ({_LIT})", True
+        out_text.append(text[last : m.start()])
+        out_text.append(replacement)
+        groups.append((taken, final, tuples))
+        taken = final + 1
+        last = m.end()
+    out_text.append(text[last:])
+    return "".join(out_text), tuple(groups)
+
+
+def _merge_lists(
+    groups: tuple[_ListGroup, ...], source: str, literals: list[str], starts: list[int]
+) -> tuple[list[str], list[int]]:
+    """The literals with each collapsed list made one literal holding the raw list text."""
+    out_literals: list[str] = []
+    out_starts: list[int] = []
+    taken = 0  # literals consumed so far
+    for first, final, tuples in groups:
+        out_literals.extend(literals[taken:first])
+        out_starts.extend(starts[taken:first])
+        start, end = starts[first], starts[final] + len(literals[final])
+        if tuples:  # keep the outer parentheses of the tuples
             start = max(0, source.rfind("(", 0, start))
             close = source.find(")", end)
             end = close + 1 if close >= 0 else end
-            keyword = "value" + m.group("plural") if m.group("values") is not None else "in"
-            replacement = f"{keyword} ({_LIT})"
-        out_text.append(text[last : m.start()])
-        out_text.append(replacement)
         out_literals.append(source[start:end])
         out_starts.append(start)
-        taken += count
-        last = m.end()
-    out_text.append(text[last:])
+        taken = final + 1
     out_literals.extend(literals[taken:])
     out_starts.extend(starts[taken:])
-    return "".join(out_text), out_literals, out_starts
+    return out_literals, out_starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -728,12 +781,30 @@ def _parse(text: str, mysql_first: bool) -> list[exp.Expression] | None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 statements = sqlglot.parse(text, read=dialect)
-        except Exception:  # ParseError, TokenError, RecursionError, sqlglot bugs
+        except Exception as exc:  # ParseError, TokenError, RecursionError, sqlglot bugs
+            _release_frames(exc)
             continue
         nodes = [s for s in statements if s is not None]
         if nodes:
             return nodes
     return None
+
+
+def _release_frames(error: BaseException) -> None:
+    """Let a caught parse error free its frames now rather than at the next cyclic collection.
+
+    sqlglot's parser keeps the errors it raises (``parser.errors``): error -> traceback ->
+    the parser's frame -> parser -> error is a cycle that reference counting never frees, and
+    the traceback's frames hold their callers' frames, up to the pipeline's with its whole
+    batch of events. Until the cyclic collector runs, every failed parse kept a batch (10,000
+    events) alive, and the collector then had hundreds of thousands of objects to scan.
+    Clearing the traceback's frames and dropping it breaks the cycle."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)   # skips the frames still running (ours)
+        error.__traceback__ = None
+        error = error.__context__
 
 
 _MYSQL_HINT_RE = re.compile(r"`|\blimit \? ?, ?\?|\binto (?:outfile|dumpfile)\b")

@@ -910,6 +910,43 @@ def test_shape_cache_is_bounded() -> None:
     assert shape.columns == (("t", "c99"), ("t", "id")) and literals == ("5",)
 
 
+def test_key_texts_cached_by_skeleton_keep_no_literal_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detector.sql as sql
+
+    monkeypatch.setattr(sql, "MAX_KEY_TEXTS", 20)
+    monkeypatch.setattr(sql, "_KEY_TEXTS", {})
+    statement = f"INSERT INTO t (a, b) VALUES ('{PHONE}', 1), ('x', 2)"
+    expected = ("insert into t (a, b) values (?)", (f"('{PHONE}', 1), ('x', 2)",))
+    assert fingerprint(statement) == expected
+    assert fingerprint(statement) == expected  # from the cached key text, literals still its own
+    assert fingerprint(statement.replace("'x'", "'y'")) == (expected[0], (f"('{PHONE}', 1), ('y', 2)",))
+    for i in range(100):
+        fingerprint(f"SELECT c{i} FROM t WHERE id IN ({PHONE}, {i})")
+    assert 1 <= len(sql._KEY_TEXTS) <= 20
+    assert not [text for text in reachable_strings(sql._KEY_TEXTS) if PHONE in text]
+
+
+def test_a_statement_sqlglot_cannot_parse_does_not_keep_its_callers_alive() -> None:
+    """sqlglot's parser keeps the error it raises: without the frames released, the error's
+    cycle held every caller's frame (the pipeline's batch of events) until a cyclic collection."""
+    import gc
+    import weakref
+
+    class Batch:
+        pass
+
+    def caller() -> weakref.ref:
+        batch = Batch()
+        StatementAnalyzer().analyze("selct status, count(*) from t group by status")
+        return weakref.ref(batch)
+
+    gc.disable()
+    try:
+        assert caller()() is None
+    finally:
+        gc.enable()
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "10", None])
 def test_invalid_cache_sizes_are_rejected(bad: object) -> None:
     with pytest.raises(ValueError, match="max_shapes"):
