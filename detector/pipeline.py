@@ -37,6 +37,8 @@ UNRESOLVED_PREFIX = "account:"
 _SUSTAINED = FEATURE_NAMES.index(SUSTAINED)
 _CATEGORY_OWN = FEATURE_NAMES.index("category_rows_vs_own")
 _CATEGORY_PEERS = FEATURE_NAMES.index("category_rows_vs_peers")
+_NEW_COLUMN_READS = FEATURE_NAMES.index("new_column_reads")
+NEW_COLUMN_READS_Z = 2.0     # statements reading columns first read today: from none usually, at least 3
 GC_GEN0_THRESHOLD = 50_000
 
 
@@ -328,12 +330,18 @@ class DetectionPipeline:
 
         A forest isolates a point by random splits over all features, so one or two extreme
         features among twenty score lower than several moderate ones; this conjunction is
-        the case that must not depend on that. Cells are cohort-adjusted, and service
-        accounts' rows are zero here (they are judged on sources and failures)."""
-        limit = self.rules.unfamiliar_data
-        if limit <= 0:
-            return np.zeros(len(matrix), dtype=bool)
-        return (matrix[:, _CATEGORY_OWN] >= limit) & (matrix[:, _CATEGORY_PEERS] >= limit)
+        the case that must not depend on that. When the rows come from columns the person
+        never read before and reads again and again today (`new_column_reads`), a lower
+        excess is enough: a clerk starting to read bank cards, 25 of them. Cells are
+        cohort-adjusted, and service accounts' rows are zero here (they are judged on
+        sources and failures)."""
+        excess = np.minimum(matrix[:, _CATEGORY_OWN], matrix[:, _CATEGORY_PEERS])
+        fired = np.zeros(len(matrix), dtype=bool)
+        if self.rules.unfamiliar_data > 0:
+            fired |= excess >= self.rules.unfamiliar_data
+        if self.rules.unfamiliar_new_columns > 0:
+            fired |= (excess >= self.rules.unfamiliar_new_columns) & (matrix[:, _NEW_COLUMN_READS] >= NEW_COLUMN_READS_Z)
+        return fired
 
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
         return self._cohort_role_of(self.states[snapshot.key])

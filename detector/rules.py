@@ -34,9 +34,10 @@ class RuleSettings:
     foreign_network_enabled: bool = True   # needs the organisation's networks, learned at training
     sustained_excess: float = 2.5          # CUSUM of own daily excess that alerts (`detector.sustained`); 0 = off
     unfamiliar_data: float = 7.0           # excess over own AND peers' usual of a personal-data category; 0 = off
+    unfamiliar_new_columns: float = 4.0    # the same, lower, when it comes from columns first read today; 0 = off
 
     def __post_init__(self) -> None:
-        for name in ("sustained_excess", "unfamiliar_data"):
+        for name in ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns"):
             if getattr(self, name) < 0:
                 raise ValueError(f"rules.{name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         if self.bulk_read_rows < 1:

@@ -101,6 +101,7 @@ class RulesConfig:
     foreign_network_enabled: bool = True
     sustained_excess: float = 2.5
     unfamiliar_data: float = 7.0
+    unfamiliar_new_columns: float = 4.0
 
 
 @dataclass
@@ -258,7 +259,7 @@ def _validate(config: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key {key}: must be > 0, got {value}")
-    for name in ("sustained_excess", "unfamiliar_data"):
+    for name in ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns"):
         if getattr(config.rules, name) < 0:
             raise ConfigError(f"config key rules.{name}: must be >= 0 (0 turns it off), got {getattr(config.rules, name)}")
     if config.state.checkpoint_interval_s < 0:

@@ -27,7 +27,7 @@ def _quiet_model() -> AnomalyModel:
     return model
 
 
-def _trained(limit: float) -> DetectionPipeline:
+def _trained(limit: float, new_columns: float = 4.0) -> DetectionPipeline:
     """A pipeline that learnt a month of both colleagues' name-and-phone lookups, own and peer baselines."""
     refs = reference_data()
     history = DetectionPipeline(refs, Scoring(peers=_flat_peers()))
@@ -36,16 +36,17 @@ def _trained(limit: float) -> DetectionPipeline:
             history.process(normal_day(day, user))
     history.finish()
     pipeline = DetectionPipeline(refs, Scoring(peers=peer_baselines(history.states, refs.directory), anomaly=_quiet_model()),
-                                 RuleSettings(unfamiliar_data=limit))
+                                 RuleSettings(unfamiliar_data=limit, unfamiliar_new_columns=new_columns))
     pipeline.restore(history.states)
     return pipeline
 
 
-def _reads(columns: str, rows: int) -> list:
-    """E001's ordinary day, plus two statements reading `rows` rows of `columns` at 11:00."""
+def _reads(columns: str, rows: int, statements: int = 2) -> list:
+    """E001's ordinary day, plus `statements` statements reading `rows` rows of `columns` from 11:00."""
     return normal_day(TEST_DAY) + [
-        event(at(TEST_DAY, 11, 0, s), statement=f"SELECT {columns} FROM customers WHERE city = 'x{s}'", rows=rows // 2)
-        for s in (1, 2)]
+        event(at(TEST_DAY, 11, s, 30), statement=f"SELECT {columns} FROM customers WHERE city = 'x{s}'",
+              rows=rows // statements)
+        for s in range(statements)]
 
 
 def _alerts(pipeline: DetectionPipeline, events: list) -> list[dict]:
@@ -68,11 +69,20 @@ def test_the_same_volume_of_familiar_data_does_not_fire_it():
 
 
 def test_a_few_rows_of_unfamiliar_data_do_not_fire_it():
-    assert _alerts(_trained(7.0), _reads("name, id_card_no", 40)) == []     # under 2^7 times the usual
+    assert _alerts(_trained(7.0), _reads("name, id_card_no", 40)) == []     # under 2^7 times the usual, read twice
 
 
 def test_the_rule_can_be_turned_off():
-    assert _alerts(_trained(0.0), _reads("name, id_card_no", 600)) == []
+    assert _alerts(_trained(0.0, new_columns=0.0), _reads("name, id_card_no", 600)) == []
+
+
+def test_a_column_first_read_today_and_read_again_and_again_fires_it_at_a_lower_volume():
+    """25 bank cards in 5 statements: 2^4.7 times nobody's usual, from a column never read before."""
+    alerts = _alerts(_trained(7.0), _reads("name, bank_card", 25, statements=5))
+    assert [a["detector"] for a in alerts] == [UNFAMILIAR_DATA]
+    assert alerts[0]["reasons"][0]["feature"].startswith("category_rows_vs_own:financial_rows:")
+    assert _alerts(_trained(7.0, new_columns=0.0), _reads("name, bank_card", 25, statements=5)) == []
+    assert _alerts(_trained(7.0), _reads("name, bank_card", 25, statements=1)) == []     # once is not again and again
 
 
 def test_a_negative_limit_is_refused_with_its_name():
