@@ -319,7 +319,8 @@ class DetectionPipeline:
             totals = state.sustained.observe(snapshot.day, excess[i])
             top = int(np.argmax(totals))
             values[i] = totals[top]
-            fired[i] = 0 < limit <= totals[top] and totals[top] > state.sustained.completed[top]
+            fired[i] = (0 < limit <= totals[top] and totals[top] > state.sustained.completed[top]
+                        and not state.sustained.alarmed)
             if fired[i]:
                 state.sustained.restart()
         return values, fired

@@ -14,7 +14,10 @@ accumulate). A day at the usual level (z near 0) takes ALLOWANCE off, a single
 burst adds at most CAP - ALLOWANCE (bursts are the day horizon's business), and
 only days without activity (weekends, leave) leave S as it was. The feature is
 S of the completed days plus today's contribution so far. The `sustained_excess`
-rule alerts when S reaches its limit on a day that adds to it, then restarts S.
+rule alerts when S reaches its limit on a day that adds to it, then restarts S,
+and S stays at zero (the feature included) until a day that does not add ends the
+run: one alert per run, however long it lasts, where a restarted sum alone would
+alert every day or two for as long as the person keeps reading more.
 
 S is updated from snapshots in stream order, never at day rollover, so it
 depends only on the events, not on batch boundaries, and is saved with the state.
@@ -49,29 +52,42 @@ TRACKED_INDEX = [C.INDEX[name] for name in TRACKED]
 class SustainedExcess:
     """One person's CUSUM per tracked counter: the completed days' sum and today's latest excess."""
 
-    __slots__ = ("day", "completed", "today", "since")
+    __slots__ = ("day", "completed", "today", "since", "muted", "alarmed")
 
-    def __init__(self, day: int, completed: np.ndarray, today: np.ndarray, since: int | None = None) -> None:
+    def __init__(self, day: int, completed: np.ndarray, today: np.ndarray, since: int | None = None,
+                 muted: int | None = None, alarmed: bool = False) -> None:
         self.day, self.completed, self.today = day, completed, today
         self.since = since           # first day of the current accumulation; None while S is zero
+        self.muted = muted           # the day of the last alarm (it cannot be the day that ends the run)
+        self.alarmed = alarmed       # a run was reported and has not ended yet: S stays at zero
 
     def observe(self, day: int, excess: np.ndarray) -> np.ndarray:
         """Take the latest own excess of `day` (tracked counters); return S per counter, today included."""
         if day > self.day:
-            self.completed = _step(self.completed, self.today)
-            if not self.completed.any():
-                self.since = None
-            elif self.since is None:
-                self.since = self.day
+            self._complete_day()
             self.day = day
         self.today = excess
+        if self.alarmed:                         # a reported run adds nothing until it ends
+            return np.zeros_like(self.completed)
         return _step(self.completed, excess)
 
+    def _complete_day(self) -> None:
+        if self.alarmed:
+            if self.day != self.muted and not (np.minimum(self.today, CAP) > ALLOWANCE).any():
+                self.alarmed = False             # a day that did not add: the reported run is over
+        else:
+            self.completed = _step(self.completed, self.today)
+        if not self.completed.any():
+            self.since = None
+        elif self.since is None:
+            self.since = self.day
+
     def restart(self) -> None:
-        """After an alarm the sum starts again from zero (as a CUSUM chart does), so a run alerts
-        once and a lasting change of work does not alert every day; its days stay suspect."""
+        """After an alarm the sum starts again from zero (as a CUSUM chart does) once the reported
+        run has ended; its days stay suspect."""
         self.completed = np.zeros_like(self.completed)
         self.today = np.zeros_like(self.today)
+        self.muted, self.alarmed = self.day, True
 
     def suspect_since(self, today: int) -> int | None:
         """The first day to leave out of the own baseline, if a suspicious run is recent enough."""
@@ -80,15 +96,18 @@ class SustainedExcess:
         return self.since
 
     def to_list(self) -> list:
-        return [self.day, self.completed.tolist(), self.today.tolist(), self.since]
+        return [self.day, self.completed.tolist(), self.today.tolist(), self.since, self.muted, self.alarmed]
 
     @classmethod
     def from_list(cls, data: list) -> "SustainedExcess | None":
-        """Restore a saved CUSUM; None when it tracked other counters (then it starts afresh)."""
-        day, completed, today, since = data
+        """Restore a saved CUSUM (saved before alarms were remembered: none is); None when it
+        tracked other counters (then it starts afresh)."""
+        day, completed, today, since, *alarm = data
         if len(completed) != len(TRACKED) or len(today) != len(TRACKED):
             return None
-        return cls(int(day), np.asarray(completed, dtype=float), np.asarray(today, dtype=float), since)
+        muted, alarmed = alarm if len(alarm) == 2 else (None, False)
+        return cls(int(day), np.asarray(completed, dtype=float), np.asarray(today, dtype=float), since,
+                   muted, bool(alarmed))
 
     @classmethod
     def start(cls, day: int) -> "SustainedExcess":

@@ -110,3 +110,31 @@ def test_the_sustained_excess_rule_alerts_once_the_cusum_reaches_its_limit(limit
     assert "day after day" in alert["reasons"][0]["detail"]
     assert "previous active days: 40, 100, 100, 100" in alert["reasons"][0]["detail"]   # days 35 to 38
     assert alert["window_start"] == "2026-09-06T16:00:00.000Z"           # from the run's first day (Sept 7)
+
+
+def _sustained_alert_days(days: list[tuple[int, int]]) -> list[int]:
+    pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers(), anomaly=_quiet_model()),
+                                 RuleSettings(sustained_excess=2.5))
+    alerted = []
+    for day, lookups in days:
+        alerts = pipeline.process(_day(day, lookups)) + pipeline.finish()
+        alerted += [day for a in alerts if a["detector"] == SUSTAINED_EXCESS]
+    return alerted
+
+
+def test_a_run_alerts_once_however_long_it_lasts_and_a_new_run_after_a_usual_day_alerts_again():
+    """Two weeks at 2.5x the usual: one alarm (day 39), not one every day or two after it. A usual
+    day (44) ends the run; the next run is reported in its turn."""
+    long_run = [(d, 100) for d in (36, 37, 38, 39, 40, 43, 44, 45, 46, 47)]
+    assert _sustained_alert_days(HISTORY + long_run) == [39]
+    broken = [(d, 100) for d in (36, 37, 38, 39, 40, 43)] + [(44, 40)] + [(d, 100) for d in (45, 46, 47, 50, 51)]
+    later = _sustained_alert_days(HISTORY + broken)
+    assert later[0] == 39 and len(later) == 2 and later[1] > 44
+
+
+def test_a_cusum_saved_before_alarms_were_remembered_restores_without_one():
+    old = SustainedExcess.from_list([5, [1.0] * len(TRACKED), [0.5] * len(TRACKED), 3])
+    assert old is not None and old.muted is None and old.alarmed is False
+    saved = SustainedExcess.from_list([5, [1.0] * len(TRACKED), [0.5] * len(TRACKED), 3, 5, True])
+    assert saved.muted == 5 and saved.alarmed is True
+    assert SustainedExcess.from_list(saved.to_list()).to_list() == saved.to_list()
