@@ -12,12 +12,23 @@ from detector.cli import main
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    work = tmp_path_factory.mktemp("e2e")
+# Two fixed workloads, with the recall and false-alert bounds their measured figures allow.
+# E (seed 3, 40 people, 21 days): 211 test employee-days, so one false alert day is 4.7 per 1,000.
+# Measured: 18 of 20 incidents, 1 false day (4.74). The 376 training employee-days are too few to
+# show a 1-in-1,000 day, so the threshold is extrapolated (`model.tail_quantile`); with the highest
+# training day as threshold it was 4 days (18.96).
+# H (seed 77, 60 people, 28 days): 334 test employee-days, one false day is 3.0 per 1,000.
+# Measured: 18 of 20, 1 false day (2.99); before one `sustained_excess` alert per run, 5 days (14.97).
+WORKLOADS = {"E": (("3", "40", "21"), 0.9, 5.0), "H": (("77", "60", "28"), 0.85, 3.5)}
+
+
+@pytest.fixture(scope="module", params=sorted(WORKLOADS))
+def evaluated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    (seed, employees, days), min_recall, max_false = WORKLOADS[request.param]
+    work = tmp_path_factory.mktemp(f"e2e-{request.param}")
     inputs = ["--directory", str(work / "directory.csv"), "--catalog", str(work / "catalog.yaml"),
               "--calendar", str(work / "calendar.yaml")]
-    assert main(["simulate", "--out", str(work), "--seed", "3", "--employees", "40", "--days", "21"]) == 0
+    assert main(["simulate", "--out", str(work), "--seed", seed, "--employees", employees, "--days", days]) == 0
     assert main(["train", "--events", str(work / "train.jsonl"), *inputs, "--out", str(work / "model")]) == 0
     assert main(["replay", "--model", str(work / "model"), "--events", str(work / "test.jsonl"), *inputs,
                  "--alerts-out", str(work / "alerts.jsonl"), "--dead-letter", str(work / "dead.jsonl")]) == 0
@@ -25,17 +36,14 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
                  "--events", str(work / "test.jsonl"), "--directory", str(work / "directory.csv"),
                  "--json-out", str(work / "evaluation.json")]) == 0
     figures = {r["detector"]: r for r in json.loads((work / "evaluation.json").read_text())}
-    return {"work": work, "figures": figures}
+    return {"work": work, "figures": figures, "min_recall": min_recall, "max_false": max_false}
 
 
 def test_detector_finds_most_incidents_with_few_false_alerts(evaluated):
     ours = evaluated["figures"]["exfil-detector"]
     assert ours["incidents"] == 20
-    assert ours["recall"] >= 0.9                                    # measured: 18 of 20
-    # 211 test employee-days: one false alert day is 4.7 per 1,000. Measured: 1 day (4.74). The 376
-    # training employee-days are too few to show a 1-in-1,000 day, so the threshold is extrapolated
-    # (`model.tail_quantile`); with the highest training day as threshold it was 4 days (18.96).
-    assert ours["false_alerts_per_1000_employee_days"] <= 5.0
+    assert ours["recall"] >= evaluated["min_recall"]
+    assert ours["false_alerts_per_1000_employee_days"] <= evaluated["max_false"]
 
 
 def test_detector_beats_static_volume_rules_on_recall_and_false_alerts(evaluated):
