@@ -1,4 +1,4 @@
-"""simulate -> train -> replay -> evaluate through the real command line, on a fixed seed."""
+"""simulate -> train -> replay -> evaluate through the real command line, on two fixed seeds."""
 
 from __future__ import annotations
 
