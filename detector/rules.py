@@ -26,6 +26,9 @@ SUSTAINED_EXCESS = "sustained_excess"     # checked on snapshots by the pipeline
 UNFAMILIAR_DATA = "unfamiliar_personal_data"   # likewise
 
 
+LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns")   # >= 0; 0 = rule off
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSettings:
     bulk_read_rows: int = 20000           # one statement reading at least this many personal-data rows
@@ -37,7 +40,7 @@ class RuleSettings:
     unfamiliar_new_columns: float = 4.0    # the same, lower, when it comes from columns first read today; 0 = off
 
     def __post_init__(self) -> None:
-        for name in ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns"):
+        for name in LIMITS_OFF_AT_ZERO:
             if getattr(self, name) < 0:
                 raise ValueError(f"rules.{name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
         if self.bulk_read_rows < 1:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from detector.rules import LIMITS_OFF_AT_ZERO
+
 ENV_PREFIX = "EXFIL_"
 
 
@@ -259,7 +261,7 @@ def _validate(config: Config) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key {key}: must be > 0, got {value}")
-    for name in ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns"):
+    for name in LIMITS_OFF_AT_ZERO:
         if getattr(config.rules, name) < 0:
             raise ConfigError(f"config key rules.{name}: must be >= 0 (0 turns it off), got {getattr(config.rules, name)}")
     if config.state.checkpoint_interval_s < 0:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
+
 from detector.calendar import WorkCalendar
 from detector.catalog import Catalog
 from detector.directory import Directory
 from detector.events import AccessEvent, event_from_mapping
+from detector.features import FEATURE_NAMES
+from detector.model import AnomalyModel, ForestSettings, fit_model
 from detector.pipeline import ReferenceData
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -55,3 +59,11 @@ def normal_day(day: int, db_user: str = "zhang_wei", lookups: int = 40, start_id
         customer = start_id + (i * 7919) % 5000   # scattered ids, never sequential
         events.append(lookup(at(day, 9 + minute // 60, minute % 60), customer, db_user))
     return events
+
+
+def quiet_model() -> AnomalyModel:
+    """A fitted forest whose threshold nothing reaches: only rules can alert."""
+    matrix = np.abs(np.random.default_rng(0).normal(0, 0.5, (500, len(FEATURE_NAMES))))
+    model = fit_model(matrix, np.array([f"p{i % 50}|{i // 50}" for i in range(500)]), ForestSettings(n_estimators=20))
+    model.threshold = np.inf
+    return model

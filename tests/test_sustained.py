@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 
 from detector.features import FEATURE_NAMES
-from detector.model import AnomalyModel, ForestSettings, fit_model
 from detector.rules import SUSTAINED_EXCESS, RuleSettings
 from detector.pipeline import DetectionPipeline, Scoring
 from detector.state import EmployeeState
 from detector.sustained import ALLOWANCE, CAP, TRACKED, SustainedExcess
 from detector.training import _flat_peers
-from tests.factories import SHANGHAI, lookup, reference_data
+from tests.factories import SHANGHAI, lookup, quiet_model, reference_data
 
 SUSTAINED = FEATURE_NAMES.index("sustained_excess")
 HISTORY = [(d, 40) for d in range(1, 36) if d % 7 not in (6, 0)]       # five weeks of 40 lookups a workday
@@ -83,18 +82,9 @@ def test_a_saved_cusum_of_other_counters_starts_afresh():
     assert kept is not None and kept.day == 5 and kept.since == 3
 
 
-def _quiet_model() -> AnomalyModel:
-    """A fitted forest whose threshold nothing reaches: only rules can alert."""
-    rng = np.random.default_rng(0)
-    matrix = np.abs(rng.normal(0, 0.5, (500, len(FEATURE_NAMES))))
-    model = fit_model(matrix, np.array([f"p{i % 50}|{i // 50}" for i in range(500)]), ForestSettings(n_estimators=20))
-    model.threshold = np.inf
-    return model
-
-
 @pytest.mark.parametrize("limit, alerted_day", [(2.5, 39), (0.0, None)])
 def test_the_sustained_excess_rule_alerts_once_the_cusum_reaches_its_limit(limit, alerted_day):
-    pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers(), anomaly=_quiet_model()),
+    pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers(), anomaly=quiet_model()),
                                  RuleSettings(sustained_excess=limit))
     first_day = {}
     for day, lookups in HISTORY + [(d, 100) for d in (36, 37, 38, 39, 40)]:
@@ -113,7 +103,7 @@ def test_the_sustained_excess_rule_alerts_once_the_cusum_reaches_its_limit(limit
 
 
 def _sustained_alert_days(days: list[tuple[int, int]]) -> list[int]:
-    pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers(), anomaly=_quiet_model()),
+    pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers(), anomaly=quiet_model()),
                                  RuleSettings(sustained_excess=2.5))
     alerted = []
     for day, lookups in days:

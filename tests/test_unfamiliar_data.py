@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import pytest
 
-from detector.features import FEATURE_NAMES
-from detector.model import AnomalyModel, ForestSettings, fit_model
 from detector.pipeline import DetectionPipeline, Scoring
 from detector.rules import UNFAMILIAR_DATA, RuleSettings
 from detector.training import _flat_peers, peer_baselines
-from tests.factories import at, event, normal_day, reference_data
+from tests.factories import at, event, normal_day, quiet_model, reference_data
 
 WORKDAYS = [d for d in range(1, 26) if date(2026, 9, d).weekday() < 5]
 TEST_DAY = 28                                               # Monday 28 September
 COLLEAGUES = ("zhang_wei", "li_na")                         # E001 and E002, both customer service
-
-
-def _quiet_model() -> AnomalyModel:
-    """A fitted forest whose threshold nothing reaches: only rules can alert."""
-    matrix = np.abs(np.random.default_rng(0).normal(0, 0.5, (500, len(FEATURE_NAMES))))
-    model = fit_model(matrix, np.array([f"p{i % 50}|{i // 50}" for i in range(500)]), ForestSettings(n_estimators=20))
-    model.threshold = np.inf
-    return model
 
 
 def _trained(limit: float, new_columns: float = 4.0) -> DetectionPipeline:
@@ -35,7 +24,7 @@ def _trained(limit: float, new_columns: float = 4.0) -> DetectionPipeline:
         for user in COLLEAGUES:
             history.process(normal_day(day, user))
     history.finish()
-    pipeline = DetectionPipeline(refs, Scoring(peers=peer_baselines(history.states, refs.directory), anomaly=_quiet_model()),
+    pipeline = DetectionPipeline(refs, Scoring(peers=peer_baselines(history.states, refs.directory), anomaly=quiet_model()),
                                  RuleSettings(unfamiliar_data=limit, unfamiliar_new_columns=new_columns))
     pipeline.restore(history.states)
     return pipeline
