@@ -154,6 +154,9 @@ def model_card(card: dict) -> str:
         f"- on its own training data: model alert days {training.get('model_alert_days_per_1000')} per 1,000 employee-days; "
         f"rule alerts {training.get('rule_alerts_per_1000_days')} per 1,000",
         f"- trained at {card['trained_at']} with " + ", ".join(f"{k} {v}" for k, v in card["libraries"].items()),
+    ]
+    lines += _coverage_lines(training.get("calendar"))
+    lines += [
         "",
         "## Features",
         "",
@@ -164,3 +167,19 @@ def model_card(card: dict) -> str:
     if "evaluation" in card:
         lines += ["", "## Evaluation", "", "```", orjson.dumps(card["evaluation"], option=orjson.OPT_INDENT_2).decode(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _coverage_lines(coverage: dict | None) -> list[str]:
+    """The kinds of days the baseline held, and what its gaps mean for the alerts."""
+    if not coverage:
+        return []
+    lines = ["", "## What the baseline covers", "",
+             f"- {coverage['calendar_days']} calendar days: {coverage['working_days']} working days "
+             f"({coverage['make_up_workdays']} make-up workdays), {coverage['days_off']} days off "
+             f"({coverage['holidays']} holidays)",
+             f"- month-end working days: {coverage['month_end_days']}; month-start working days: "
+             f"{coverage['month_start_days']}"]
+    if coverage["gaps"]:
+        lines += ["", "Gaps (expect alerts on these kinds of days until a model is trained on them):", ""]
+        lines += [f"- {gap}" for gap in coverage["gaps"]]
+    return lines

@@ -93,3 +93,37 @@ def is_period_day(calendar: WorkCalendar, day: int, workdays: int = PERIOD_WORKD
         working = [d for d in range(first, last + 1) if calendar.is_working_day(date.fromordinal(d))]
         found = cache[(day, workdays)] = day in working[:workdays] or day in working[-workdays:]
     return found
+
+
+MIN_BASELINE_DAYS = 28        # fewer calendar days than this and weekly rhythms are learned from few examples
+
+
+def baseline_coverage(calendar: WorkCalendar, first_day: int, last_day: int) -> dict:
+    """Which kinds of days a baseline period holds, and the gaps in it.
+
+    The detector judges people against what it saw; a kind of day the baseline
+    never held (a month's close, a day off) is new behaviour for everyone. The
+    gaps name the alerts an analyst should expect from that, and what to train on
+    instead: they go in the model card and `train`'s output."""
+    days = [date.fromordinal(d) for d in range(first_day, last_day + 1)]
+    working = [d for d in days if calendar.is_working_day(d)]
+    month_ends = [d for d in working if is_period_day(calendar, d.toordinal()) and d.day > 15]
+    month_starts = [d for d in working if is_period_day(calendar, d.toordinal()) and d.day <= 15]
+    coverage = {"calendar_days": len(days), "working_days": len(working), "days_off": len(days) - len(working),
+                "holidays": sum(d in calendar.holidays for d in days),
+                "make_up_workdays": sum(d in calendar.workdays for d in days),
+                "month_end_days": len(month_ends), "month_start_days": len(month_starts)}
+    gaps = []
+    if len(days) < MIN_BASELINE_DAYS:
+        gaps.append(f"only {len(days)} calendar days (fewer than {MIN_BASELINE_DAYS}): each person's usual level "
+                    f"rests on few days, so ordinary busy days alert more often")
+    if not month_ends:
+        gaps.append(f"no month end (a month's last {PERIOD_WORKDAYS} working days): month-end work such as a "
+                    f"finance close is new to everyone and may alert; train on a period that includes one")
+    if not month_starts:
+        gaps.append(f"no month start (a month's first {PERIOD_WORKDAYS} working days): settlement and reporting "
+                    f"work done then is new to everyone and may alert")
+    if not coverage["days_off"]:
+        gaps.append("no weekend or holiday: work on days off has no examples to be judged against")
+    coverage["gaps"] = gaps
+    return coverage

@@ -115,6 +115,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained {bundle.scoring.version} on {s['events']:,} events, {s['employee_days']:,} employee-days "
           f"({s['period_start']} to {s['period_end']}) in {time.perf_counter() - started:.1f}s; "
           f"threshold {result.anomaly.threshold:.4f}; rejected {dead_letter.count:,} events; model in {args.out}")
+    for gap in (s.get("calendar") or {}).get("gaps", []):
+        print(f"note: the baseline has {gap}", file=sys.stderr)
     return 0
 
 

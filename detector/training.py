@@ -16,6 +16,7 @@ from datetime import date
 import numpy as np
 
 from detector.baseline import Baseline, group_baseline
+from detector.calendar import baseline_coverage
 from detector.counters import STATEMENTS, zeros
 from detector.directory import Directory
 from detector.events import AccessEvent
@@ -116,6 +117,7 @@ def _summary(pipeline: DetectionPipeline, matrix: np.ndarray, day_ids: np.ndarra
         "nonzero_rows": int(matrix.any(axis=1).sum()),
         "period_start": date.fromordinal(days[0]).isoformat() if days else None,
         "period_end": date.fromordinal(days[-1]).isoformat() if days else None,
+        "calendar": baseline_coverage(pipeline.refs.calendar, days[0], days[-1]) if days else None,
         "model_alert_days_per_1000": round(1000.0 * over / max(employee_days, 1), 3),
         "rule_alerts": dict(pipeline.stats.alerts),
         "rule_alerts_per_1000_days": round(1000.0 * sum(pipeline.stats.alerts.values()) / max(employee_days, 1), 3),

@@ -440,6 +440,8 @@ class DetectorService:
             self.metrics.model_trained_timestamp.set(datetime.fromisoformat(trained).timestamp())
         self._model_stamp = _model_stamp(Path(self.config.model.path))
         log.info("using model %s from %s", bundle.scoring.version, bundle.path)
+        for gap in ((bundle.card.get("training") or {}).get("calendar") or {}).get("gaps", []):
+            log.warning("model %s: its baseline has %s", bundle.scoring.version, gap)
 
     def _maybe_reload_model(self) -> None:
         interval = self.config.model.watch_interval_s

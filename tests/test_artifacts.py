@@ -49,6 +49,15 @@ def test_saved_model_loads_and_scores_identically(trained):
     assert (out / "MODEL_CARD.md").read_text().startswith("# Model card")
 
 
+def test_model_card_names_the_kinds_of_day_the_baseline_never_held(trained):
+    out, _, result = trained
+    gaps = result.summary["calendar"]["gaps"]
+    assert any(gap.startswith("no month end") for gap in gaps)
+    assert not any(gap.startswith("no month start") for gap in gaps)       # 1-3 September are in it
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## What the baseline covers" in card and "- no month end" in card
+
+
 def _copy(out: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "m"
     copy.mkdir()

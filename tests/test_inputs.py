@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from detector.calendar import WorkCalendar
+from detector.calendar import WorkCalendar, baseline_coverage
 from detector.catalog import Catalog
 from detector.directory import Directory
 from detector.inputs import InputError
@@ -68,3 +68,16 @@ def test_calendar_knows_holidays_makeup_workdays_and_working_hours():
 def test_calendar_with_unknown_timezone_is_refused():
     with pytest.raises(InputError, match="unknown timezone 'Mars/Olympus'"):
         WorkCalendar.from_mapping({"timezone": "Mars/Olympus"})
+
+
+def test_baseline_coverage_counts_kinds_of_day_and_names_the_gaps():
+    calendar = WorkCalendar.from_mapping({"timezone": "Asia/Shanghai", "holidays": ["2026-10-01", "2026-10-02"],
+                                          "workdays": ["2026-09-27"]})
+    short = baseline_coverage(calendar, date(2026, 9, 7).toordinal(), date(2026, 9, 11).toordinal())
+    assert (short["working_days"], short["days_off"], short["month_end_days"]) == (5, 0, 0)
+    assert [gap.split(" (")[0].split(":")[0] for gap in short["gaps"]] == [
+        "only 5 calendar days", "no month end", "no month start", "no weekend or holiday"]
+    full = baseline_coverage(calendar, date(2026, 9, 1).toordinal(), date(2026, 10, 9).toordinal())
+    assert full["gaps"] == []
+    assert (full["holidays"], full["make_up_workdays"]) == (2, 1)
+    assert full["month_end_days"] == 3 and full["month_start_days"] == 6    # September's and October's first three
