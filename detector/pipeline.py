@@ -28,7 +28,7 @@ from detector.features import (
     horizon_values, judged_cells, references_for,
 )
 from detector.model import AnomalyModel
-from detector.rules import SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire
+from detector.rules import PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
 from detector.sustained import MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
 
@@ -37,6 +37,11 @@ UNRESOLVED_PREFIX = "account:"
 _SUSTAINED = FEATURE_NAMES.index(SUSTAINED)
 _CATEGORY_OWN = FEATURE_NAMES.index("category_rows_vs_own")
 _CATEGORY_PEERS = FEATURE_NAMES.index("category_rows_vs_peers")
+_OFFSET_PAGING = FEATURE_NAMES.index("offset_paging")
+_FEATURE_RULES = {     # rules on one feature of a scored snapshot: (the feature, how their reason begins)
+    UNFAMILIAR_DATA: (_CATEGORY_OWN, "a kind of personal data neither this person nor their peers usually read: "),
+    PAGING: (_OFFSET_PAGING, "paging through personal data: "),
+}
 _NEW_COLUMN_READS = FEATURE_NAMES.index("new_column_reads")
 NEW_COLUMN_READS_Z = 2.0     # statements reading columns first read today: from none usually, at least 3
 GC_GEN0_THRESHOLD = 50_000
@@ -287,10 +292,11 @@ class DetectionPipeline:
         scores = anomaly.score(matrix)
         self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
         over = scores > anomaly.threshold
-        unfamiliar = self._unfamiliar(matrix)
+        rules_fired = {SUSTAINED_EXCESS: sustained_fired, UNFAMILIAR_DATA: self._unfamiliar(matrix),
+                       PAGING: self._paging(matrix)}        # in precedence order, after the model
         alerts = []
-        for index in np.flatnonzero(over | sustained_fired | unfamiliar):
-            detector = "model" if over[index] else SUSTAINED_EXCESS if sustained_fired[index] else UNFAMILIAR_DATA
+        for index in np.flatnonzero(over | np.logical_or.reduce(list(rules_fired.values()))):
+            detector = "model" if over[index] else next(name for name, fired in rules_fired.items() if fired[index])
             alert = self._model_alert(pending[index], references[index], matrix[index], cells[index],
                                       float(scores[index]), detector)
             if alert is not None:
@@ -344,6 +350,16 @@ class DetectionPipeline:
             fired |= (excess >= self.rules.unfamiliar_new_columns) & (matrix[:, _NEW_COLUMN_READS] >= NEW_COLUMN_READS_Z)
         return fired
 
+    def _paging(self, matrix: np.ndarray) -> np.ndarray:
+        """Where the `personal_data_paging` rule fires: LIMIT/OFFSET pages through personal data far
+        beyond the person's usual (and their peers', counted up to the person's own plus a margin):
+        a script or a tool walking a table page by page. Like `_unfamiliar`, one extreme feature
+        that the forest alone would score too low; from a usual of none, 3 spreads is about 7
+        pages past the first. Service accounts' rows are zero here."""
+        if self.rules.paging <= 0:
+            return np.zeros(len(matrix), dtype=bool)
+        return matrix[:, _OFFSET_PAGING] >= self.rules.paging
+
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
         return self._cohort_role_of(self.states[snapshot.key])
 
@@ -368,9 +384,10 @@ class DetectionPipeline:
         elif detector == SUSTAINED_EXCESS:
             reasons = model_reasons(row, cells, snapshot, refs, first=_SUSTAINED, history=state.history)
             severity = "high" if row[_SUSTAINED] >= 2 * self.rules.sustained_excess else "medium"
-        else:
-            reasons = model_reasons(row, cells, snapshot, refs, first=_CATEGORY_OWN)
-            reasons[0].detail = "a kind of personal data neither this person nor their peers usually read: " + reasons[0].detail
+        else:       # a rule on the snapshot's features: the feature it fired on leads, said plainly
+            first, preface = _FEATURE_RULES[detector]
+            reasons = model_reasons(row, cells, snapshot, refs, first=first)
+            reasons[0].detail = preface + reasons[0].detail
             severity = "high"
         horizon = reasons[0].feature.rsplit(":", 1)[1] if reasons else "day"
         window_start = {"hour": snapshot.tick_end_ms - HOUR_MS,

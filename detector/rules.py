@@ -24,9 +24,10 @@ SENSITIVE_EXPORT = "sensitive_export"
 FOREIGN_NETWORK = "foreign_network_read"
 SUSTAINED_EXCESS = "sustained_excess"     # checked on snapshots by the pipeline, not per event
 UNFAMILIAR_DATA = "unfamiliar_personal_data"   # likewise
+PAGING = "personal_data_paging"                # likewise
 
 
-LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns")   # >= 0; 0 = rule off
+LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging")   # >= 0; 0 = rule off
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class RuleSettings:
     sustained_excess: float = 2.5          # CUSUM of own daily excess that alerts (`detector.sustained`); 0 = off
     unfamiliar_data: float = 7.0           # excess over own AND peers' usual of a personal-data category; 0 = off
     unfamiliar_new_columns: float = 4.0    # the same, lower, when it comes from columns first read today; 0 = off
+    paging: float = 3.0                    # excess of LIMIT/OFFSET pages through personal data over the usual; 0 = off
 
     def __post_init__(self) -> None:
         for name in LIMITS_OFF_AT_ZERO:

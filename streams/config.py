@@ -104,6 +104,7 @@ class RulesConfig:
     sustained_excess: float = 2.5
     unfamiliar_data: float = 7.0
     unfamiliar_new_columns: float = 4.0
+    paging: float = 3.0
 
 
 @dataclass

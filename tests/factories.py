@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
@@ -12,7 +13,9 @@ from detector.directory import Directory
 from detector.events import AccessEvent, event_from_mapping
 from detector.features import FEATURE_NAMES
 from detector.model import AnomalyModel, ForestSettings, fit_model
-from detector.pipeline import ReferenceData
+from detector.pipeline import DetectionPipeline, ReferenceData, Scoring
+from detector.rules import RuleSettings
+from detector.training import _flat_peers, peer_baselines
 
 SHANGHAI = timezone(timedelta(hours=8))
 DIRECTORY_CSV = """employee_id,department,role,db_accounts,notice_date,start_date
@@ -67,3 +70,24 @@ def quiet_model() -> AnomalyModel:
     model = fit_model(matrix, np.array([f"p{i % 50}|{i // 50}" for i in range(500)]), ForestSettings(n_estimators=20))
     model.threshold = np.inf
     return model
+
+
+WORKDAYS = [d for d in range(1, 26) if date(2026, 9, d).weekday() < 5]
+TEST_DAY = 28                                               # Monday 28 September
+COLLEAGUES = ("zhang_wei", "li_na")                         # E001 and E002, both customer service
+
+
+def trained_colleagues(rules: RuleSettings, extra: Callable[[int, str], list[AccessEvent]] | None = None
+                       ) -> DetectionPipeline:
+    """A pipeline that learnt a month of both colleagues' name-and-phone lookups (plus `extra(day, user)`),
+    own and peer baselines, with a forest nothing reaches: only rules alert."""
+    refs = reference_data()
+    history = DetectionPipeline(refs, Scoring(peers=_flat_peers()))
+    for day in WORKDAYS:
+        for user in COLLEAGUES:
+            history.process(sorted(normal_day(day, user) + (extra(day, user) if extra else []), key=lambda e: e.ts_ms))
+    history.finish()
+    pipeline = DetectionPipeline(refs, Scoring(peers=peer_baselines(history.states, refs.directory),
+                                               anomaly=quiet_model()), rules)
+    pipeline.restore(history.states)
+    return pipeline

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
-from detector.pipeline import DetectionPipeline, Scoring
+from detector.pipeline import DetectionPipeline
 from detector.rules import UNFAMILIAR_DATA, RuleSettings
-from detector.training import _flat_peers, peer_baselines
-from tests.factories import at, event, normal_day, quiet_model, reference_data
-
-WORKDAYS = [d for d in range(1, 26) if date(2026, 9, d).weekday() < 5]
-TEST_DAY = 28                                               # Monday 28 September
-COLLEAGUES = ("zhang_wei", "li_na")                         # E001 and E002, both customer service
+from tests.factories import TEST_DAY, at, event, normal_day, trained_colleagues
 
 
 def _trained(limit: float, new_columns: float = 4.0) -> DetectionPipeline:
-    """A pipeline that learnt a month of both colleagues' name-and-phone lookups, own and peer baselines."""
-    refs = reference_data()
-    history = DetectionPipeline(refs, Scoring(peers=_flat_peers()))
-    for day in WORKDAYS:
-        for user in COLLEAGUES:
-            history.process(normal_day(day, user))
-    history.finish()
-    pipeline = DetectionPipeline(refs, Scoring(peers=peer_baselines(history.states, refs.directory), anomaly=quiet_model()),
-                                 RuleSettings(unfamiliar_data=limit, unfamiliar_new_columns=new_columns))
-    pipeline.restore(history.states)
-    return pipeline
+    return trained_colleagues(RuleSettings(unfamiliar_data=limit, unfamiliar_new_columns=new_columns))
 
 
 def _reads(columns: str, rows: int, statements: int = 2) -> list:
