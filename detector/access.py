@@ -36,6 +36,7 @@ class AccessProfile:
     point_lookup: bool
     key_literal_index: int | None
     offset_literal_index: int | None
+    keyset_literal_index: int | None = None
 
 
 class AccessProfiler:
@@ -92,6 +93,7 @@ class AccessProfiler:
             point_lookup=reads_personal and shape is not None and shape.key_column is not None,
             key_literal_index=shape.key_literal_index if shape else None,
             offset_literal_index=shape.offset_literal_index if shape else None,
+            keyset_literal_index=shape.keyset_literal_index if reads_personal and shape else None,
         )
 
 

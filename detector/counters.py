@@ -23,7 +23,7 @@ COUNTER_MEANINGS: dict[str, str] = {
     "unknown_row_sensitive_reads": "reads of personal data whose row count the source cannot tell",
     "sensitive_point_lookups": "single-key lookups in relations with personal data",
     "sequential_key_lookups": "lookups whose key follows the previous one (enumeration)",
-    "offset_pages": "LIMIT/OFFSET pages of personal data past the first",
+    "offset_pages": "pages of personal data past the first (LIMIT/OFFSET or keyset)",
     "distinct_sensitive_relations": "distinct relations with personal data read",
     "distinct_sensitive_columns": "distinct personal-data columns read",
     "off_hours_statements": "statements outside the calendar's working hours or on days off",

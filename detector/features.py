@@ -66,7 +66,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("sequential_lookups", _cells("sequential_key_lookups", HORIZONS, REFERENCES),
                 "lookups walking consecutive keys (enumeration)"),
     FeatureSpec("offset_paging", _cells("offset_pages", HORIZONS, REFERENCES),
-                "LIMIT/OFFSET pages through personal data"),
+                "LIMIT/OFFSET or keyset pages through personal data"),
     FeatureSpec("bulk_shapes", _cells(("sensitive_exports", "unbounded_sensitive_reads", "unknown_row_sensitive_reads"),
                                       "day", REFERENCES),
                 "exports, reads without WHERE or LIMIT, and reads of untold size"),

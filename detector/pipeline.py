@@ -351,7 +351,7 @@ class DetectionPipeline:
         return fired
 
     def _paging(self, matrix: np.ndarray) -> np.ndarray:
-        """Where the `personal_data_paging` rule fires: LIMIT/OFFSET pages through personal data far
+        """Where the `personal_data_paging` rule fires: pages through personal data (OFFSET or keyset) far
         beyond the person's usual (and their peers', counted up to the person's own plus a margin):
         a script or a tool walking a table page by page. Like `_unfamiliar`, one extreme feature
         that the forest alone would score too low; from a usual of none, 3 spreads is about 7

@@ -39,7 +39,7 @@ class RuleSettings:
     sustained_excess: float = 2.5          # CUSUM of own daily excess that alerts (`detector.sustained`); 0 = off
     unfamiliar_data: float = 7.0           # excess over own AND peers' usual of a personal-data category; 0 = off
     unfamiliar_new_columns: float = 4.0    # the same, lower, when it comes from columns first read today; 0 = off
-    paging: float = 3.0                    # excess of LIMIT/OFFSET pages through personal data over the usual; 0 = off
+    paging: float = 3.0                    # excess of pages (OFFSET or keyset) through personal data over the usual; 0 = off
 
     def __post_init__(self) -> None:
         for name in LIMITS_OFF_AT_ZERO:

@@ -623,6 +623,7 @@ class StatementShape:
     key_literal_index: int | None
     offset_literal_index: int | None
     parsed: bool
+    keyset_literal_index: int | None = None    # the bound of `WHERE k > ? ORDER BY k LIMIT n` (a keyset page)
 
 
 def fingerprint_id(fingerprint_text: str) -> str:
@@ -647,6 +648,7 @@ class _Facts:
     key_literal_index: int | None = None
     offset_literal_index: int | None = None
     parsed: bool = True
+    keyset_literal_index: int | None = None
 
     def shape(self, fp_text: str) -> StatementShape:
         return StatementShape(
@@ -664,6 +666,7 @@ class _Facts:
             key_literal_index=self.key_literal_index,
             offset_literal_index=self.offset_literal_index,
             parsed=self.parsed,
+            keyset_literal_index=self.keyset_literal_index,
         )
 
 
@@ -1106,6 +1109,30 @@ def _offset_index(query: exp.Expression | None, tree: _Tree) -> int | None:
     return None
 
 
+_KEYSET_BOUNDS = {False: (exp.GT, exp.GTE), True: (exp.LT, exp.LTE)}    # by ORDER BY ... DESC
+
+
+def _keyset_index(query: exp.Select, tree: _Tree) -> int | None:
+    """The literal bound of a keyset page, `WHERE k > ? ORDER BY k LIMIT n` (`<` with DESC): the way
+    a script walks a table page by page without OFFSET, each page starting after the last key read."""
+    order, where = query.args.get("order"), query.args.get("where")
+    if order is None or where is None or not order.expressions:
+        return None
+    first = order.expressions[0]
+    column = first.this if isinstance(first, exp.Ordered) else first
+    if not isinstance(column, exp.Column):
+        return None
+    bounds = _KEYSET_BOUNDS[bool(first.args.get("desc"))] if isinstance(first, exp.Ordered) else _KEYSET_BOUNDS[False]
+    conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
+    for condition in map(_unwrap_paren, conjuncts):
+        if isinstance(condition, bounds) and isinstance(condition.this, exp.Column) \
+                and condition.this.name.lower() == column.name.lower():
+            value = _value_literal(condition.expression)
+            if isinstance(value, exp.Literal) and value.meta.get("start") is not None:
+                return tree.literal_at(value.meta["start"])
+    return None
+
+
 def _reading_query(node: exp.Expression) -> exp.Expression | None:
     """The query whose WHERE/LIMIT/OFFSET describe how much of the data is read."""
     if isinstance(node, exp.Copy):
@@ -1150,6 +1177,8 @@ def _facts_from_tree(node: exp.Expression, tree: _Tree, is_outfile: bool) -> _Fa
         if isinstance(query, (exp.Select, exp.Update, exp.Delete)):
             facts.key_column, facts.key_literal_index = _key_lookup(query.args.get("where"), tree)
         facts.offset_literal_index = _offset_index(query, tree)
+        if isinstance(query, exp.Select) and facts.has_limit and facts.offset_literal_index is None:
+            facts.keyset_literal_index = _keyset_index(query, tree)
     return facts
 
 

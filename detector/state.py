@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import zlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -135,7 +136,7 @@ class EmployeeState:
         "history", "_baseline", "week_prior", "week_prior_max", "seen_sources", "seen_relations", "seen_columns",
         "seen_networks",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
-        "day_fingerprints", "day_accounts", "last_lookup", "dirty", "last_ts_ms", "partition", "rare_hours",
+        "day_fingerprints", "day_accounts", "last_lookup", "last_page", "dirty", "last_ts_ms", "partition", "rare_hours",
         "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
@@ -166,6 +167,7 @@ class EmployeeState:
         self.day_fingerprints: dict[str, list[float]] = {}
         self.day_accounts: set[str] = set()
         self.last_lookup: tuple[str, int, int] | None = None   # fingerprint, key, step from the key before
+        self.last_page: tuple[str, int] | None = None   # fingerprint, hash of the bound of the last keyset page
         self.dirty = False
         self.last_ts_ms = 0
         self.partition = 0          # the stream (Kafka partition) this person's events arrive on
@@ -329,6 +331,8 @@ class EmployeeState:
         offset = literal_as_int(literals, profile.offset_literal_index)
         if offset:
             _add(counts, C.OFFSET_PAGES, 1.0)
+        elif profile.keyset_literal_index is not None:
+            self._note_keyset_page(profile, literals, counts)
         self._note_evidence(profile, rows)
 
     def _note_key(self, profile: AccessProfile, literals: tuple[str, ...], counts: Counts) -> None:
@@ -341,6 +345,18 @@ class EmployeeState:
         if step and (abs(step) <= SEQUENTIAL_GAP or (abs(step) <= MAX_STRIDE and step == _last_step(last))):
             _add(counts, C.SEQUENTIAL_LOOKUPS, 1.0)
         self.last_lookup = (fingerprint, key, step)
+
+    def _note_keyset_page(self, profile: AccessProfile, literals: tuple[str, ...], counts: Counts) -> None:
+        """A keyset page past the first: the same statement shape again, starting from another bound.
+        Only a checksum of the bound is kept, not the bound itself."""
+        index = profile.keyset_literal_index
+        if not 0 <= index < len(literals):
+            return
+        page = (profile.fingerprint_id or "", zlib.crc32(literals[index].encode("utf-8", "surrogatepass")))
+        last = self.last_page
+        if last is not None and last[0] == page[0] and last[1] != page[1]:
+            _add(counts, C.OFFSET_PAGES, 1.0)
+        self.last_page = page
 
     def _note_sources(self, event: AccessEvent, counts: Counts) -> bool:
         """Count never-seen client addresses and applications; True if this event uses one."""
@@ -442,7 +458,7 @@ def _restore(name: str, value: object) -> object:
         return [(int(d), list(c), list(h)) for d, c, h in value]
     if name in ("sustained", "suspicion"):
         return SustainedExcess.from_list(value) if value else None
-    if name in ("last_lookup", "cohort_cells"):
+    if name in ("last_lookup", "last_page", "cohort_cells"):
         return tuple(value) if value else None
     return value
 

@@ -644,6 +644,28 @@ def test_bind_parameter_offset_has_no_literal_to_read() -> None:
     assert literal_as_int(literals, shape.offset_literal_index) is None
 
 
+@pytest.mark.parametrize("statement, bound", [
+    ("SELECT * FROM waybills WHERE waybill_no > 'ZX7310000000204' ORDER BY waybill_no LIMIT 200", "'ZX7310000000204'"),
+    ("SELECT id, name FROM customers WHERE city = 'x' AND id >= 4000 ORDER BY id LIMIT 500", "4000"),
+    ("SELECT id, name FROM customers WHERE id < 4000 ORDER BY id DESC LIMIT 500", "4000"),
+    ("select * from `waybills` where `waybill_no` > 'ZX1' order by `waybill_no` limit 200", "'ZX1'"),
+])
+def test_keyset_page_exposes_its_bound(statement: str, bound: str) -> None:
+    shape, literals = analyze(statement)
+    assert literals[shape.keyset_literal_index] == bound
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT id FROM customers WHERE id < 4000 ORDER BY id LIMIT 500",              # away from the order: not a next page
+    "SELECT id FROM customers WHERE id > 4000 ORDER BY name LIMIT 500",            # ordered by another column
+    "SELECT id FROM customers WHERE id > 4000 ORDER BY id",                        # no page size
+    "SELECT id FROM customers WHERE id > 4000 ORDER BY id LIMIT 50 OFFSET 100",    # an OFFSET page instead
+    "SELECT id FROM customers WHERE id > $1 ORDER BY id LIMIT 50",                 # no literal to read
+])
+def test_other_bounded_reads_are_not_keyset_pages(statement: str) -> None:
+    assert analyze(statement)[0].keyset_literal_index is None
+
+
 # ---- point lookups -------------------------------------------------------------------------
 
 
