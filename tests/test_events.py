@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.events import MAX_EVENT_BYTES, AccessEvent, Rejection, decode_event, format_ts
+from detector.events import MAX_EVENT_BYTES, AccessEvent, Rejection, decode_checking_each_field, decode_event, format_ts
 
 GOOD = b'{"ts":"2026-09-02T21:30:13.796+08:00","db_user":"alice","action":"select","rows":3,"extra":1}'
 
@@ -83,3 +83,37 @@ def test_timestamps_in_a_cached_minute_are_still_validated():
     for bad in (b"21:30:60.000", b"21:30:1x.000", b"21:30:1 .000"):
         result = decode_event(b'{"ts":"2026-09-02T' + bad + b'+08:00","db_user":"a","action":"LOGIN"}')
         assert isinstance(result, Rejection) and "not an RFC 3339 timestamp" in result.reason
+
+
+_BASE = '"ts":"2026-09-02T21:30:13.796+08:00","db_user":"alice","action":"SELECT"'
+
+
+@pytest.mark.parametrize("raw", [
+    GOOD,
+    b'{"ts":1788355813796,"db_user":"a","action":"login","success":null,"objects":[],"columns":null}',
+    ('{' + _BASE + ',"objects":["crm.public.customers"],"columns":["name","phone"],"rows":0,"bytes":9,'
+     '"employee_id":"","client_addr":"10.0.0.5","application":"psql","database":"crm","statement":"SELECT 1",'
+     '"success":false,"session_id":"s","source":"pgaudit","ts_ms":"ignored"}').encode(),
+    ('{' + _BASE + ',"rows":5,"rows":-1}').encode(),                        # a repeated key: the last counts
+    ('{' + _BASE + ',"rows":100000000000000000000000}').encode(),           # beyond 64 bits: a float to orjson
+    ('{' + _BASE + ',"rows":9223372036854775807}').encode(),
+    b'{"ts":100000000000000000000000,"db_user":"a","action":"LOGIN"}',
+    ('{' + _BASE + ',"rows":true}').encode(),
+    ('{' + _BASE + ',"rows":5.0}').encode(),
+    ('{' + _BASE + ',"success":1}').encode(),
+    b'{"ts":1.5,"db_user":"a","action":"LOGIN"}',
+    b'{"ts":"2026-09-02T21:30:13","db_user":"a","action":"LOGIN"}',
+    b'{"ts":"1","db_user":"a","action":"LOGIN"}',
+    b'{"ts":1,"db_user":"","action":"LOGIN"}',
+    b'{"ts":1,"db_user":"a","action":" select"}',
+    b'{"ts":1,"db_user":"a","action":7}',
+    b'{"ts":1,"db_user":"a\\ud800","action":"LOGIN"}',
+    b'\xef\xbb\xbf{"ts":1,"db_user":"a","action":"LOGIN"}',
+    b'{"ts":1,"db_user":"a","action":"LOGIN"} trailing',
+    b'{"ts":1,"db_user":"a","action":"LOGIN","objects":["a",1]}',
+    b'{"ts":1,"db_user":"a","action":"LOGIN","objects":"a"}',
+    b'null',
+])
+def test_the_fast_and_the_checking_path_decode_alike(raw: bytes):
+    """msgspec's typed decode must accept exactly what the field-by-field checks accept."""
+    assert decode_event(raw) == decode_checking_each_field(raw)
