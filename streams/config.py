@@ -49,6 +49,7 @@ class KafkaConfig:
     repartition: bool = False                # events keyed by account or unkeyed: re-key by employee first
     repartition_topic: str = ""              # default "<group_id>-events-by-employee"
     reconnect_backoff_max_ms: int = 10_000
+    fetch_process: bool = True               # fetch and parse records in a child process (`streams.fetch`)
 
     @property
     def sasl_password(self) -> str:

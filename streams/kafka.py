@@ -99,10 +99,13 @@ class EventConsumer:
         """Approximate lag from the high-water marks seen in fetch responses (no extra request)."""
         lags = {}
         for partition, position in positions.items():
-            high = self._consumer.highwater(TopicPartition(self.topic, partition))
+            high = self.highwater(partition)
             if high is not None:
                 lags[partition] = max(0, high - position)
         return lags
+
+    def highwater(self, partition: int) -> int | None:
+        return self._consumer.highwater(TopicPartition(self.topic, partition))
 
     def assignment(self) -> set[int]:
         return {tp.partition for tp in self._consumer.assignment()}

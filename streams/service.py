@@ -30,6 +30,7 @@ from detector.pipeline import DetectionPipeline, ReferenceData, settle_heap
 from detector.rules import RuleSettings
 from streams.config import Config
 from streams.endpoints import HealthServer
+from streams.fetch import FetchProcess
 from streams.changelog import ChangelogReader, ChangelogWriter, PartitionProgress, changelog_records
 from streams.kafka import DeadLetterTopic, EventConsumer, KafkaAlertSink, make_producer
 from streams.repartition import Repartitioner, origin_of
@@ -76,7 +77,7 @@ class DetectorService:
         self._next_checkpoint = 0.0
         self._in_flight = False
         self._abandoned = False
-        self.consumer: EventConsumer | None = None
+        self.consumer: EventConsumer | FetchProcess | None = None
         self.http: HealthServer | None = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -89,7 +90,8 @@ class DetectorService:
             self.changelog_reader = ChangelogReader(self.config.kafka, self.changelog.topic)
         if self.config.kafka.repartition:
             self.repartitioner = Repartitioner(self.config.kafka, self.pipeline.refs.directory, self.metrics).start()
-        self.consumer = EventConsumer(self.config.kafka, self._on_revoked, self._on_assigned, topic=self.topic)
+        consumer = FetchProcess if self.config.kafka.fetch_process else EventConsumer
+        self.consumer = consumer(self.config.kafka, self._on_revoked, self._on_assigned, topic=self.topic)
         log.info("consuming %s as group %s from %s; metrics on :%d", self.topic,
                  self.config.kafka.group_id, self.config.kafka.bootstrap_servers, self.http.port)
         settle_heap()

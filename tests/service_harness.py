@@ -17,7 +17,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 EVENTS, ALERTS, DEAD = "db-access", "exfil-alerts", "db-access-dead-letter"
 
 
-def write_config(path: Path, bootstrap: str, inputs: dict[str, Path], state: Path, port: int, **extra: str) -> Path:
+def write_config(path: Path, bootstrap: str, inputs: dict[str, Path], state: Path, port: int,
+                 fetch_process: bool = True, **extra: str) -> Path:
     sinks = "\n".join(f"[sinks.{name}]\n{body}" for name, body in extra.items())
     path.write_text(f"""
 [kafka]
@@ -27,6 +28,7 @@ session_timeout_ms = 2000
 heartbeat_interval_ms = 600
 poll_timeout_ms = 200
 max_poll_records = 2000
+fetch_process = {str(fetch_process).lower()}
 
 [model]
 path = "{inputs['model']}"
@@ -81,6 +83,13 @@ class ServiceProcess:
     def kill(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+
+    def fetch_processes(self) -> list[int]:
+        """Process ids of the service's spawned children (the Kafka fetch process; not multiprocessing's
+        resource tracker)."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return [int(pid) for pid in children
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
     def metric(self, name: str) -> float:
         body = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()

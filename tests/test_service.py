@@ -3,6 +3,8 @@ reasons, clean SIGTERM with offsets committed, and kill -9 then restart without 
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -23,19 +25,21 @@ def _bulk_pull(day: int, account: str = "li_na") -> list:
                   rows=40_000 + m) for m in range(3)]
 
 
-def _service(tmp_path: Path, tansu, trained_model, name: str = "svc") -> ServiceProcess:
+def _service(tmp_path: Path, tansu, trained_model, name: str = "svc", fetch_process: bool = True) -> ServiceProcess:
     config = write_config(tmp_path / f"{name}.toml", tansu.bootstrap_servers, trained_model, tmp_path / "state",
-                          free_port(), jsonl=f'path = "{tmp_path / "alerts.jsonl"}"')
+                          free_port(), fetch_process, jsonl=f'path = "{tmp_path / "alerts.jsonl"}"')
     return ServiceProcess(config, tmp_path / f"{name}.log")
 
 
-def test_events_in_alerts_out_once_per_incident_and_bad_events_to_dead_letters(tmp_path, tansu, trained_model):
+@pytest.mark.parametrize("fetch_process", [True, False], ids=["fetch-process", "fetch-in-process"])
+def test_events_in_alerts_out_once_per_incident_and_bad_events_to_dead_letters(tmp_path, tansu, trained_model,
+                                                                               fetch_process):
     create_topics(tansu.bootstrap_servers, {EVENTS: 3, ALERTS: 1, DEAD: 1})
     good = [event_record(e) for e in normal_day(22, "zhang_wei", lookups=30) + _bulk_pull(22)]
     bad = [(b"x", b"{not json"), (b"y", b'{"ts":"2026-09-22T10:00:00+08:00","db_user":"li_na","action":"STEAL"}'),
            (b"z", b'\xff\xfe')]
     produce(tansu.bootstrap_servers, good[:20] + bad + good[20:])
-    service = _service(tmp_path, tansu, trained_model).start()
+    service = _service(tmp_path, tansu, trained_model, fetch_process=fetch_process).start()
     service.wait_ready()
 
     alerts = read_topic(tansu.bootstrap_servers, ALERTS, expected=1)
@@ -97,3 +101,29 @@ def _reference_alert_ids(bootstrap: str, trained_model: dict) -> set[tuple[str, 
     pipeline, alerts, _ = uninterrupted_run(bootstrap, reference_data(), trained_model["model"])
     alerts += pipeline.finish()
     return {(a["employee_id"], a["alert_id"]) for a in alerts}
+
+
+def test_a_fetch_process_killed_mid_stream_is_replaced_and_nothing_is_lost(tmp_path, tansu, trained_model):
+    """SIGKILL the child that fetches from Kafka: the service starts another, which rejoins the group;
+    every event is committed, and the alerts are those of an uninterrupted run."""
+    create_topics(tansu.bootstrap_servers, {EVENTS: 3, ALERTS: 1, DEAD: 1})
+    days = [e for d in range(21, 29) for i, a in enumerate(ACCOUNTS) for e in normal_day(d, a, lookups=30 + 5 * i)]
+    records = [event_record(e) for e in sorted(days + _bulk_pull(22) + _bulk_pull(24, "zhang_wei"), key=lambda e: e.ts_ms)]
+    produce(tansu.bootstrap_servers, records[: len(records) // 2])
+    service = _service(tmp_path, tansu, trained_model).start()
+    service.wait_ready()
+    deadline = time.monotonic() + 20
+    while service.metric("exfil_detector_events_consumed_total") < 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [fetcher] = service.fetch_processes()
+    os.kill(fetcher, signal.SIGKILL)
+    produce(tansu.bootstrap_servers, records[len(records) // 2:])
+    deadline = time.monotonic() + 40
+    while committed_total(tansu.bootstrap_servers) < len(records) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert len(service.fetch_processes()) == 1 and service.fetch_processes() != [fetcher]
+    assert service.terminate() == 0
+    assert committed_total(tansu.bootstrap_servers) == len(records)
+    alerts = [orjson.loads(r.value) for r in read_topic(tansu.bootstrap_servers, ALERTS, expected=2)]
+    assert {(a["employee_id"], a["alert_id"]) for a in alerts} == _reference_alert_ids(tansu.bootstrap_servers, trained_model)
+    assert "the Kafka fetch process" in (tmp_path / "svc.log").read_text()
