@@ -151,6 +151,7 @@ class FetchProcess:
         if kind == "revoked":
             self._on_revoked(set(message[1]))
             self._assigned -= set(message[1])
+            self._drop_waiting(set(message[1]))
             self._send(("done",))
         elif kind == "assigned":
             self._assigned = set(message[1])
@@ -158,6 +159,14 @@ class FetchProcess:
             self._send(("done",))
         elif kind == "error":
             raise RuntimeError(f"Kafka {message[1]} in the fetch process: {message[2]}")
+
+    def _drop_waiting(self, partitions: set[int]) -> None:
+        """Batches kept during a hold for partitions now revoked: their next owner reads them again
+        from the last commit. Each gives its credit back."""
+        kept = deque(m for m in self._waiting if m[1] not in partitions)
+        for _ in range(len(self._waiting) - len(kept)):
+            self._send(("ack",))
+        self._waiting = kept
 
     def _receive(self) -> tuple:
         try:
