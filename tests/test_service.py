@@ -66,7 +66,9 @@ def test_events_in_alerts_out_once_per_incident_and_bad_events_to_dead_letters(t
     assert len((tmp_path / "alerts.jsonl").read_text().splitlines()) == len(alerts)
 
 
-def test_kill_9_mid_stream_then_restart_skips_nothing_and_keeps_alert_ids(tmp_path, tansu, trained_model):
+def _service_mid_stream(tmp_path: Path, tansu, trained_model) -> tuple[ServiceProcess, list]:
+    """A service that has consumed at least 200 of the first half of eight days of events; the
+    records of all of them, the second half not yet produced."""
     create_topics(tansu.bootstrap_servers, {EVENTS: 3, ALERTS: 1, DEAD: 1})
     days = [e for d in range(21, 29) for i, a in enumerate(ACCOUNTS) for e in normal_day(d, a, lookups=30 + 5 * i)]
     stream = sorted(days + _bulk_pull(22) + _bulk_pull(24, "zhang_wei"), key=lambda e: e.ts_ms)
@@ -77,6 +79,11 @@ def test_kill_9_mid_stream_then_restart_skips_nothing_and_keeps_alert_ids(tmp_pa
     deadline = time.monotonic() + 20
     while service.metric("exfil_detector_events_consumed_total") < 200 and time.monotonic() < deadline:
         time.sleep(0.1)
+    return service, records
+
+
+def test_kill_9_mid_stream_then_restart_skips_nothing_and_keeps_alert_ids(tmp_path, tansu, trained_model):
+    service, records = _service_mid_stream(tmp_path, tansu, trained_model)
     produce(tansu.bootstrap_servers, records[len(records) // 2:])
     service.kill()
 
@@ -106,15 +113,7 @@ def _reference_alert_ids(bootstrap: str, trained_model: dict) -> set[tuple[str, 
 def test_a_fetch_process_killed_mid_stream_is_replaced_and_nothing_is_lost(tmp_path, tansu, trained_model):
     """SIGKILL the child that fetches from Kafka: the service starts another, which rejoins the group;
     every event is committed, and the alerts are those of an uninterrupted run."""
-    create_topics(tansu.bootstrap_servers, {EVENTS: 3, ALERTS: 1, DEAD: 1})
-    days = [e for d in range(21, 29) for i, a in enumerate(ACCOUNTS) for e in normal_day(d, a, lookups=30 + 5 * i)]
-    records = [event_record(e) for e in sorted(days + _bulk_pull(22) + _bulk_pull(24, "zhang_wei"), key=lambda e: e.ts_ms)]
-    produce(tansu.bootstrap_servers, records[: len(records) // 2])
-    service = _service(tmp_path, tansu, trained_model).start()
-    service.wait_ready()
-    deadline = time.monotonic() + 20
-    while service.metric("exfil_detector_events_consumed_total") < 200 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    service, records = _service_mid_stream(tmp_path, tansu, trained_model)
     [fetcher] = service.fetch_processes()
     os.kill(fetcher, signal.SIGKILL)
     produce(tansu.bootstrap_servers, records[len(records) // 2:])
