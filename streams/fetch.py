@@ -251,7 +251,7 @@ class _Child:
         if self.closing:
             return
         self.pipe.send((kind, sorted(partitions)))
-        while True:
+        while not self.closing:                  # the service may close instead of answering
             message = self.pipe.recv()
             if message[0] == "done":
                 return
