@@ -30,7 +30,7 @@ from detector.features import (
 from detector.model import AnomalyModel
 from detector.rules import PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire
 from detector.state import TICK_MS, EmployeeState, Snapshot
-from detector.sustained import MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
+from detector.sustained import ALLOWANCE, CAP, MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
 
 HOUR_MS = 3600 * 1000
 UNRESOLVED_PREFIX = "account:"
@@ -325,7 +325,8 @@ class DetectionPipeline:
             totals = state.sustained.observe(snapshot.day, excess[i])
             top = int(np.argmax(totals))
             values[i] = totals[top]
-            fired[i] = (0 < limit <= totals[top] and totals[top] > state.sustained.completed[top]
+            needed = limit + (CAP - ALLOWANCE if state.period_day else 0.0)   # a close lifts whole teams
+            fired[i] = (0 < limit and needed <= totals[top] and totals[top] > state.sustained.completed[top]
                         and not state.sustained.alarmed)
             if fired[i]:
                 state.sustained.restart()

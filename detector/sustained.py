@@ -17,7 +17,11 @@ S of the completed days plus today's contribution so far. The `sustained_excess`
 rule alerts when S reaches its limit on a day that adds to it, then restarts S,
 and S stays at zero (the feature included) until a day that does not add ends the
 run: one alert per run, however long it lasts, where a restarted sum alone would
-alert every day or two for as long as the person keeps reading more.
+alert every day or two for as long as the person keeps reading more. On a
+month's first and last working days (`calendar.is_period_day`) the rule needs
+one busy day's worth more (CAP - ALLOWANCE above its limit): a close lifts
+whole teams day after day, and the cohort adjustment catches it only once
+colleagues have started.
 
 S is updated from snapshots in stream order, never at day rollover, so it
 depends only on the events, not on batch boundaries, and is saved with the state.

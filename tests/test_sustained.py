@@ -128,3 +128,15 @@ def test_a_cusum_saved_before_alarms_were_remembered_restores_without_one():
     saved = SustainedExcess.from_list([5, [1.0] * len(TRACKED), [0.5] * len(TRACKED), 3, 5, True])
     assert saved.muted == 5 and saved.alarmed is True
     assert SustainedExcess.from_list(saved.to_list()).to_list() == saved.to_list()
+
+
+
+def test_on_a_months_first_and_last_working_days_the_rule_needs_one_more_busy_days_worth():
+    """A month's close lifts whole teams day after day, so there the sum must reach the limit plus
+    what one busy day can add. The same run that alarms on its 4th day mid-month alarms on its 6th
+    across the close (28 Sept to 2 Oct are period days), while it still goes on."""
+    usual = [(d, 40) for d in range(1, 53) if d % 7 not in (6, 0)]         # to Wed 23 Sept (day 52)
+    mid_month = [(d, 100) for d in (36, 37, 38, 39, 40, 43)]              # Mon 7 to Mon 14 Sept
+    month_end = [(d, 100) for d in (53, 54, 57, 58, 59, 60)]              # Thu 24 Sept to Thu 1 Oct
+    assert _sustained_alert_days(HISTORY + mid_month) == [39]
+    assert _sustained_alert_days(usual + month_end) == [60]
