@@ -13,8 +13,17 @@ from detector.model import ForestSettings
 from detector.rules import RuleSettings
 from detector.training import train
 from tests.factories import CATALOG, DIRECTORY_CSV, normal_day, reference_data
+from tests.service_harness import ServiceProcess
 
 pytest_plugins = ["tests.kafka_fixtures", "tests.databases"]
+
+
+@pytest.fixture(autouse=True)
+def _no_service_outlives_its_test():
+    """A test that fails before stopping the service it started must not leave it running."""
+    yield
+    ServiceProcess.stop_leftovers()
+
 
 ACCOUNTS = ("zhang_wei", "li_na", "wang_fang")
 

@@ -54,6 +54,8 @@ shutdown_timeout_s = 5
 
 
 class ServiceProcess:
+    started: list["ServiceProcess"] = []     # every service a test started, for `stop_leftovers`
+
     def __init__(self, config: Path, log: Path) -> None:
         self.config, self.log = config, log
         self.port = int(next(l for l in config.read_text().splitlines() if l.startswith("port")).split("=")[1])
@@ -64,7 +66,18 @@ class ServiceProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "run", "--config", str(self.config)],
                                      stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        ServiceProcess.started.append(self)
         return self
+
+    @classmethod
+    def stop_leftovers(cls) -> list[int]:
+        """Kill the process group of every service still running (a test that failed before it
+        stopped its service); return their process ids."""
+        left = [s for s in cls.started if s.proc.poll() is None]
+        for service in left:
+            service.kill()
+        cls.started.clear()
+        return [s.proc.pid for s in left]
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -81,7 +94,10 @@ class ServiceProcess:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:       # the group is gone already
+            pass
         self.proc.wait(10)
 
     def fetch_processes(self) -> list[int]:

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import orjson
 import pytest
@@ -149,3 +150,17 @@ def test_webhook_receiver_down_then_up_gets_every_alert_once(tmp_path, tansu, tr
     assert len(keys) == len(set(keys))
     assert {r["alert"]["employee_id"] for r in _Receiver.received} == {"E001", "E002"}
     assert service.terminate() == 0
+
+
+def test_a_service_left_running_by_a_failed_test_is_stopped_with_its_fetch_process(tmp_path, tansu, trained_model):
+    """What the autouse fixture in conftest does after every test."""
+    create_topics(tansu.bootstrap_servers, {EVENTS: 1, ALERTS: 1, DEAD: 1})
+    service = ServiceProcess(write_config(tmp_path / "svc.toml", tansu.bootstrap_servers, trained_model,
+                                          tmp_path / "state", free_port()), tmp_path / "svc.log").start()
+    service.wait_ready()
+    children = service.fetch_processes()
+    assert children
+    assert ServiceProcess.stop_leftovers() == [service.proc.pid]
+    assert service.proc.returncode is not None
+    _wait(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 10, "the fetch process to go")
+    assert ServiceProcess.stop_leftovers() == []
