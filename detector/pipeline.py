@@ -18,7 +18,7 @@ import numpy as np
 
 from detector.access import AccessProfiler
 from detector.alerts import AlertBook, Trigger
-from detector.calendar import WorkCalendar
+from detector.calendar import WorkCalendar, is_period_day
 from detector.catalog import Catalog
 from detector.directory import Directory, Employee
 from detector.events import AccessEvent
@@ -325,7 +325,8 @@ class DetectionPipeline:
             totals = state.sustained.observe(snapshot.day, excess[i])
             top = int(np.argmax(totals))
             values[i] = totals[top]
-            needed = limit + (CAP - ALLOWANCE if state.period_day else 0.0)   # a close lifts whole teams
+            closing = is_period_day(self.refs.calendar, snapshot.day)           # a close lifts whole teams
+            needed = limit + (CAP - ALLOWANCE if closing else 0.0)
             fired[i] = (0 < limit and needed <= totals[top] and totals[top] > state.sustained.completed[top]
                         and not state.sustained.alarmed)
             if fired[i]:

@@ -102,14 +102,16 @@ def test_the_sustained_excess_rule_alerts_once_the_cusum_reaches_its_limit(limit
     assert alert["window_start"] == "2026-09-06T16:00:00.000Z"           # from the run's first day (Sept 7)
 
 
-def _sustained_alert_days(days: list[tuple[int, int]]) -> list[int]:
+def _sustained_alert_days(days: list[tuple[int, int]], one_batch: bool = False) -> list[int]:
+    """The days the rule alerts on, each day processed on its own or (`one_batch`) all in one batch."""
     pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers(), anomaly=quiet_model()),
                                  RuleSettings(sustained_excess=2.5))
-    alerted = []
-    for day, lookups in days:
-        alerts = pipeline.process(_day(day, lookups)) + pipeline.finish()
-        alerted += [day for a in alerts if a["detector"] == SUSTAINED_EXCESS]
-    return alerted
+    batches = [[e for day, lookups in days for e in _day(day, lookups)]] if one_batch else \
+        [_day(day, lookups) for day, lookups in days]
+    alerts = [a for batch in batches for a in pipeline.process(batch) + pipeline.finish()]
+    first = date(2026, 8, 3).toordinal() - 1                            # day 1 is 3 Aug 2026
+    return [datetime.fromisoformat(a["detected_at"]).astimezone(SHANGHAI).date().toordinal() - first
+            for a in alerts if a["detector"] == SUSTAINED_EXCESS]
 
 
 def test_a_run_alerts_once_however_long_it_lasts_and_a_new_run_after_a_usual_day_alerts_again():
@@ -140,3 +142,5 @@ def test_on_a_months_first_and_last_working_days_the_rule_needs_one_more_busy_da
     month_end = [(d, 100) for d in (53, 54, 57, 58, 59, 60)]              # Thu 24 Sept to Thu 1 Oct
     assert _sustained_alert_days(HISTORY + mid_month) == [39]
     assert _sustained_alert_days(usual + month_end) == [60]
+    assert _sustained_alert_days(usual + month_end, one_batch=True) == [60]    # whatever the batches
+    assert _sustained_alert_days(HISTORY + mid_month + [(57, 40)], one_batch=True) == [39]   # each day its own
