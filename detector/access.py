@@ -8,6 +8,7 @@ columns), so a repeated statement shape costs one dictionary look-up.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from detector.catalog import Catalog, SensitiveRelation
@@ -37,6 +38,7 @@ class AccessProfile:
     key_literal_index: int | None
     offset_literal_index: int | None
     keyset_literal_index: int | None = None
+    open_ended: bool = False                # a read of personal data as large as the table lets it be (`_open_ended`)
 
 
 class AccessProfiler:
@@ -94,7 +96,20 @@ class AccessProfiler:
             key_literal_index=shape.key_literal_index if shape else None,
             offset_literal_index=shape.offset_literal_index if shape else None,
             keyset_literal_index=shape.keyset_literal_index if reads_personal and shape else None,
+            open_ended=reads_personal and not exports and _open_ended(shape),
         )
+
+
+_IDENTIFIER = re.compile(r"(^|_)(id|no|key|uuid|code|phone|mobile|email)$|card")
+
+
+def _open_ended(shape: StatementShape | None) -> bool:
+    """Whether a read has no LIMIT and no equality on an identifier-like column: its size is
+    whatever the table holds for a filter such as a city or a status. No schema tells which
+    columns are keys, so the column's name decides (`id`, `*_id`, `*_no`, a phone, a card, ...)."""
+    if shape is None or shape.has_limit or shape.is_aggregate:
+        return False
+    return shape.key_column is None or _IDENTIFIER.search(shape.key_column) is None
 
 
 def _is_export(event: AccessEvent, shape: StatementShape | None) -> bool:

@@ -145,11 +145,12 @@ class DetectionPipeline:
                 if closed is not None:
                     self._pending.append(closed)
                 profile, literals = profile_of(event)
+                first_open = profile.open_ended and state.first_open_read(profile)   # before observe learns it
                 state.observe(event, local, profile, literals)
                 state.partition = stream
                 dirty[state.key] = state
-                if may_fire(event, profile, rules, networks):
-                    alert = self._check_rules(event, profile, employee, state)
+                if may_fire(event, profile, rules, networks, first_open):
+                    alert = self._check_rules(event, profile, employee, state, first_open)
                     if alert is not None:
                         alerts.append(alert)
             except Exception as exc:  # a bug must not stop the stream: the event is reported, not lost
@@ -250,9 +251,10 @@ class DetectionPipeline:
 
     # -- rules --------------------------------------------------------------
 
-    def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState) -> dict | None:
+    def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState,
+                     first_open_read: bool = False) -> dict | None:
         refs = references_for(state.baseline, employee, self.scoring.peers, state.day)
-        hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks)
+        hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks, first_open_read)
         if hit is None:
             return None
         extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),

@@ -25,6 +25,7 @@ FOREIGN_NETWORK = "foreign_network_read"
 SUSTAINED_EXCESS = "sustained_excess"     # checked on snapshots by the pipeline, not per event
 UNFAMILIAR_DATA = "unfamiliar_personal_data"   # likewise
 PAGING = "personal_data_paging"                # likewise
+OPEN_ENDED_READ = "unsized_open_ended_read"
 
 
 LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging")   # >= 0; 0 = rule off
@@ -36,6 +37,7 @@ class RuleSettings:
     bulk_read_critical_rows: int = 200000
     export_enabled: bool = True
     foreign_network_enabled: bool = True   # needs the organisation's networks, learned at training
+    open_ended_read_enabled: bool = True   # an open-ended read of unknown size, of a shape new to the person
     sustained_excess: float = 2.5          # CUSUM of own daily excess that alerts (`detector.sustained`); 0 = off
     unfamiliar_data: float = 7.0           # excess over own AND peers' usual of a personal-data category; 0 = off
     unfamiliar_new_columns: float = 4.0    # the same, lower, when it comes from columns first read today; 0 = off
@@ -57,20 +59,24 @@ class RuleHit:
 
 
 def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
-             networks: frozenset[str] | None = None) -> bool:
+             networks: frozenset[str] | None = None, first_open_read: bool = False) -> bool:
     """Cheap pre-check on the hot path, before references are looked up."""
     return profile.reads_personal_data and (
         (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows
-        or _foreign(event, settings, networks) is not None)
+        or _foreign(event, settings, networks) is not None or _unsized_first(event, settings, first_open_read))
 
 
 def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee | None,
-                refs: References, settings: RuleSettings, networks: frozenset[str] | None = None) -> RuleHit | None:
+                refs: References, settings: RuleSettings, networks: frozenset[str] | None = None,
+                first_open_read: bool = False) -> RuleHit | None:
     """The first rule this event breaks, or None.
 
     `networks` are the client networks the organisation worked from in training
     (None: unknown, and the foreign-network rule stays silent). The database host itself (a
-    Unix socket, loopback) is never foreign: it is where administrators work."""
+    Unix socket, loopback) is never foreign: it is where administrators work.
+    `first_open_read`: the statement is an open-ended read of a shape the person never ran
+    (`EmployeeState.first_open_read`); when the source does not report its rows (MariaDB's
+    audit log never does) nothing else can tell a 600,000-row pull from a usual one."""
     if not profile.reads_personal_data or not event.success:
         return None
     if employee is not None and employee.is_service_account:
@@ -82,7 +88,13 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
     network = _foreign(event, settings, networks)
     if network is not None:
         return _foreign_hit(event, profile, network)
+    if employee is not None and _unsized_first(event, settings, first_open_read):
+        return _open_ended_hit(event, profile)
     return None
+
+
+def _unsized_first(event: AccessEvent, settings: RuleSettings, first_open_read: bool) -> bool:
+    return first_open_read and settings.open_ended_read_enabled and event.rows is None and event.success
 
 
 def _foreign(event: AccessEvent, settings: RuleSettings, networks: frozenset[str] | None) -> str | None:
@@ -115,6 +127,14 @@ def _foreign_hit(event: AccessEvent, profile: AccessProfile, network: str) -> Ru
     detail = (f"read {rows} rows of {_relations(profile)} ({_columns(profile)}) from {event.client_addr}{how}; "
               f"nobody in the organisation worked from its network {network} during training")
     return RuleHit(FOREIGN_NETWORK, "high", [Reason("foreign_network", 1, 0, detail)])
+
+
+def _open_ended_hit(event: AccessEvent, profile: AccessProfile) -> RuleHit:
+    how = f" with {event.application}" if event.application else ""
+    detail = (f"ran a statement never run before reading {_relations(profile)} ({_columns(profile)}){how}, "
+              f"with no LIMIT and no key, and its source does not report rows: it may have read the whole "
+              f"table (statement {profile.fingerprint_id})")
+    return RuleHit(OPEN_ENDED_READ, "medium", [Reason("open_ended_read", 1, 0, detail)])
 
 
 def _relations(profile: AccessProfile) -> str:

@@ -134,7 +134,7 @@ class EmployeeState:
     __slots__ = (
         "key", "employee_id", "day", "day_counts", "day_hour_max", "tick", "buckets", "hour_counts",
         "history", "_baseline", "week_prior", "week_prior_max", "seen_sources", "seen_relations", "seen_columns",
-        "seen_networks",
+        "seen_networks", "seen_open_reads",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "last_page", "dirty", "last_ts_ms", "partition", "rare_hours",
         "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day",
@@ -156,6 +156,8 @@ class EmployeeState:
         self.week_prior_max = C.zeros()
         self.seen_sources: set[str] = set()
         self.seen_relations: set[str] = set()
+        self.seen_open_reads: set[str] | None = set()   # fingerprint ids of open-ended personal reads run;
+                                                      # None: a state saved before they were kept
         self.seen_columns: set[str] = set()
         self.seen_networks: set[str] = set()         # client networks this person worked from
         self.hour_histogram = [0] * 24
@@ -251,6 +253,13 @@ class EmployeeState:
                                     if n < RARE_HOUR_SHARE * total) if total >= RARE_HOUR_MIN_HISTORY else frozenset()
         self._baseline = _STALE
 
+    def first_open_read(self, profile: AccessProfile) -> bool:
+        """Whether an open-ended read of personal data (`AccessProfile.open_ended`) has a statement
+        shape this person never ran, judged only for people with days of history whose such reads
+        were kept (not for states saved before they were)."""
+        return (profile.open_ended and self.seen_open_reads is not None and bool(self.history)
+                and profile.fingerprint_id not in self.seen_open_reads)
+
     @property
     def baseline(self) -> Baseline | None:
         """Percentiles of the own history, computed when first needed after a day rolls over or a
@@ -323,6 +332,8 @@ class EmployeeState:
                 _add(counts, C.NEW_COLUMN_ROWS, value)
         if profile.is_export:
             _add(counts, C.SENSITIVE_EXPORTS, 1.0)
+        if profile.open_ended and self.seen_open_reads is not None:
+            _bounded_add(self.seen_open_reads, profile.fingerprint_id)
         if profile.unbounded:
             _add(counts, C.UNBOUNDED, 1.0)
         if profile.point_lookup:
@@ -429,6 +440,8 @@ class EmployeeState:
         for name in cls.__slots__:
             if name in data and name not in cls._DERIVED:
                 setattr(state, name, _restore(name, data[name]))
+        if "seen_open_reads" not in data:
+            state.seen_open_reads = None
         if state.day >= 0:
             state._refresh_baseline()
         return state
@@ -450,6 +463,8 @@ def _plain(value: object) -> object:
 
 
 def _restore(name: str, value: object) -> object:
+    if name == "seen_open_reads":
+        return None if value is None else set(value)
     if name in _SETS:
         return set(value)
     if name == "buckets":

@@ -102,6 +102,7 @@ class RulesConfig:
     bulk_read_critical_rows: int = 200000
     export_enabled: bool = True
     foreign_network_enabled: bool = True
+    open_ended_read_enabled: bool = True
     sustained_excess: float = 2.5
     unfamiliar_data: float = 7.0
     unfamiliar_new_columns: float = 4.0
