@@ -36,6 +36,7 @@ TICK_MS = 5 * 60 * 1000
 HOUR_TICKS = 12
 HISTORY_DAYS = 35
 MAX_SEEN = 512
+ROUTINE_OPEN_READS = 16     # someone who has run this many open-ended read shapes writes them as a routine
 MAX_FINGERPRINTS = 64
 RARE_HOUR_SHARE = 0.01
 RARE_HOUR_MIN_HISTORY = 200
@@ -256,9 +257,11 @@ class EmployeeState:
     def first_open_read(self, profile: AccessProfile) -> bool:
         """Whether an open-ended read of personal data (`AccessProfile.open_ended`) has a statement
         shape this person never ran, judged only for people with days of history whose such reads
-        were kept (not for states saved before they were)."""
-        return (profile.open_ended and self.seen_open_reads is not None and bool(self.history)
-                and profile.fingerprint_id not in self.seen_open_reads)
+        were kept (not for states saved before they were), and who do not write such reads as a
+        routine (an analyst's ad-hoc queries: `ROUTINE_OPEN_READS` shapes or more)."""
+        seen = self.seen_open_reads
+        return (profile.open_ended and seen is not None and len(seen) < ROUTINE_OPEN_READS
+                and bool(self.history) and profile.fingerprint_id not in seen)
 
     @property
     def baseline(self) -> Baseline | None:

@@ -8,7 +8,7 @@ import pytest
 from detector.access import AccessProfiler
 from detector.catalog import Catalog
 from detector.rules import OPEN_ENDED_READ, RuleSettings
-from detector.state import EmployeeState
+from detector.state import ROUTINE_OPEN_READS, EmployeeState
 from tests.factories import CATALOG, TEST_DAY, at, event, normal_day, trained_colleagues
 
 BY_CITY = "SELECT name, phone, id_card_no FROM customers WHERE city = 'Shenzhen'"
@@ -71,4 +71,16 @@ def test_open_ended_reads_run_in_training_are_remembered_across_a_save():
     assert pipeline.states["E001"].seen_open_reads
     restored = EmployeeState.from_dict(pipeline.states["E001"].to_dict())
     assert restored.seen_open_reads == pipeline.states["E001"].seen_open_reads
+    assert _alerts(RuleSettings(), _unsized(), pipeline) == []
+
+
+def test_someone_who_writes_open_ended_reads_as_a_routine_is_not_judged_by_it():
+    columns = ("name", "phone", "address", "id_card_no")
+    filters = ("city", "district", "level", "status", "segment")
+
+    def ad_hoc(day: int, user: str) -> list:      # new shapes most days: a column set, a filter
+        return [event(at(day, 16, k), user, f"SELECT {', '.join(columns[:1 + (day + k) % 4])} FROM customers "
+                      f"WHERE {filters[(day + 2 * k) % 5]} = 'x'", rows=None) for k in range(2)]
+    pipeline = trained_colleagues(RuleSettings(), extra=ad_hoc)
+    assert len(pipeline.states["E001"].seen_open_reads) >= ROUTINE_OPEN_READS
     assert _alerts(RuleSettings(), _unsized(), pipeline) == []
