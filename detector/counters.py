@@ -35,6 +35,8 @@ COUNTER_MEANINGS: dict[str, str] = {
     "new_column_rows": "rows read from personal-data columns this person first read today",
     "new_sources": "client addresses or applications never used before by this person",
     "new_source_sensitive_rows": "personal-data rows read from a never-seen address or application",
+    "out_of_scope_rows": "personal-data rows read with a filter value this person does not usually use in that "
+                         "statement (another city, station or branch than their own)",
     "failed_statements": "statements that failed",
     "failed_logins": "failed logins",
 }
@@ -64,6 +66,7 @@ NEW_COLUMN_STATEMENTS = INDEX["new_column_statements"]
 NEW_COLUMN_ROWS = INDEX["new_column_rows"]
 NEW_SOURCES = INDEX["new_sources"]
 NEW_SOURCE_ROWS = INDEX["new_source_sensitive_rows"]
+OUT_OF_SCOPE_ROWS = INDEX["out_of_scope_rows"]
 FAILED = INDEX["failed_statements"]
 FAILED_LOGINS = INDEX["failed_logins"]
 

@@ -51,6 +51,20 @@ def model_reasons(row: np.ndarray, cells: np.ndarray, snapshot: Snapshot, refs: 
     return reasons
 
 
+def out_of_scope_reason(snapshot: Snapshot) -> Reason:
+    """The `reads_outside_usual_scope` rule's reason: the day's rows outside the usual scope against the
+    own usual of such rows and of all personal-data rows (it has no feature cell of its own to quote)."""
+    i = C.OUT_OF_SCOPE_ROWS
+    value, own = snapshot.day_counts[i], snapshot.own
+    usual_high = own.day_p95[i] if own is not None else 0.0
+    usual_all = own.day_p50[C.SENSITIVE_ROWS] if own is not None else 0.0
+    text = (f"reading outside the usual scope: {value:,.0f} personal-data rows today from statements with a filter "
+            f"value this person does not usually use in them (another city, station or branch than their own); "
+            f"own usual {own.day_p50[i] if own is not None else 0:,.0f} (95th percentile {usual_high:,.0f}) such rows "
+            f"per day, of {usual_all:,.0f} personal-data rows on a usual day")
+    return Reason("out_of_scope:out_of_scope_rows:day", value, usual_high, text)
+
+
 def _sustained_text(excess: float, counter: int, history: list, days: int = 4) -> str:
     previous = ", ".join(f"{counts[counter]:,.0f}" for _, counts, _ in history[-days:])
     return (f"above own usual day after day (sustained excess {excess:.1f}; one busy day adds at most "

@@ -76,6 +76,8 @@ FEATURES: tuple[FeatureSpec, ...] = (
                 "statements at hours this person rarely works"),
     FeatureSpec("new_sources", _cells(("new_source_sensitive_rows", "new_sources"), ("hour", "day"), "own"),
                 "personal data read from a never-seen client address or application"),
+    FeatureSpec("out_of_scope", _cells("out_of_scope_rows", ("hour", "day"), "own"),
+                "personal-data rows read with filter values outside the person's usual scope (other cities, stations)"),
     FeatureSpec("new_columns", _cells(("new_sensitive_columns", "new_relations"), "day", "own"),
                 "personal-data columns and relations never read before"),
     FeatureSpec("new_column_reads", _cells("new_column_statements", ("hour", "day"), "own"),

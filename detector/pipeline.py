@@ -16,19 +16,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector import counters as C
 from detector.access import AccessProfiler
 from detector.alerts import AlertBook, Trigger
 from detector.calendar import WorkCalendar, is_period_day
 from detector.catalog import Catalog
 from detector.directory import Directory, Employee
 from detector.events import AccessEvent
-from detector.explain import evidence, model_reasons
+from detector.explain import evidence, model_reasons, out_of_scope_reason
 from detector.features import (
     FEATURE_NAMES, SUSTAINED, SUSTAINED_CELLS, CohortLevels, PeerBaselines, References, excess_cells, feature_matrix,
     horizon_values, judged_cells, references_for,
 )
 from detector.model import AnomalyModel
-from detector.rules import PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire
+from detector.rules import (
+    OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire,
+)
 from detector.state import TICK_MS, EmployeeState, Snapshot
 from detector.sustained import ALLOWANCE, CAP, MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
 
@@ -42,6 +45,8 @@ _FEATURE_RULES = {     # rules on one feature of a scored snapshot: (the feature
     UNFAMILIAR_DATA: (_CATEGORY_OWN, "a kind of personal data neither this person nor their peers usually read: "),
     PAGING: (_OFFSET_PAGING, "paging through personal data: "),
 }
+OUT_OF_SCOPE_MIN_ROWS = 100   # fewer rows outside the usual scope than this are not worth an alert
+OUT_OF_SCOPE_OF_DAY = 0.25    # ... nor a day whose reading stays mostly within it (a busy day, one new station)
 _NEW_COLUMN_READS = FEATURE_NAMES.index("new_column_reads")
 NEW_COLUMN_READS_Z = 2.0     # statements reading columns first read today: from none usually, at least 3
 GC_GEN0_THRESHOLD = 50_000
@@ -295,7 +300,7 @@ class DetectionPipeline:
         self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
         over = scores > anomaly.threshold
         rules_fired = {SUSTAINED_EXCESS: sustained_fired, UNFAMILIAR_DATA: self._unfamiliar(matrix),
-                       PAGING: self._paging(matrix)}        # in precedence order, after the model
+                       PAGING: self._paging(matrix), OUT_OF_SCOPE: self._out_of_scope(pending)}   # in precedence order
         alerts = []
         for index in np.flatnonzero(over | np.logical_or.reduce(list(rules_fired.values()))):
             detector = "model" if over[index] else next(name for name, fired in rules_fired.items() if fired[index])
@@ -364,6 +369,27 @@ class DetectionPipeline:
             return np.zeros(len(matrix), dtype=bool)
         return matrix[:, _OFFSET_PAGING] >= self.rules.paging
 
+    def _out_of_scope(self, pending: list[Snapshot]) -> np.ndarray:
+        """Where the `reads_outside_usual_scope` rule fires: today's rows read with filter values outside
+        the person's usual scope (`detector.scope`) exceed their usual (95th percentile) by a share of
+        a usual day's personal-data rows, and make up a quarter of today's. Slow theft dressed as
+        ordinary work doubles a person's volume, which a busy day does too; but it reads other
+        cities' and stations' customers, which a busy day does not (its few excursions grow with
+        it, and stay a small part of the day). Judged against own history only: scope is personal."""
+        share = self.rules.out_of_scope_share
+        fired = np.zeros(len(pending), dtype=bool)
+        if share <= 0:
+            return fired
+        for i, snapshot in enumerate(pending):
+            own = snapshot.own
+            outside = snapshot.day_counts[C.OUT_OF_SCOPE_ROWS]
+            if (own is None or outside < OUT_OF_SCOPE_MIN_ROWS or self._cohort_role(snapshot) is None
+                    or outside < OUT_OF_SCOPE_OF_DAY * snapshot.day_counts[C.SENSITIVE_ROWS]):
+                continue
+            excess = outside - own.day_p95[C.OUT_OF_SCOPE_ROWS]
+            fired[i] = excess >= max(OUT_OF_SCOPE_MIN_ROWS, share * own.day_p50[C.SENSITIVE_ROWS])
+        return fired
+
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
         return self._cohort_role_of(self.states[snapshot.key])
 
@@ -388,6 +414,9 @@ class DetectionPipeline:
         elif detector == SUSTAINED_EXCESS:
             reasons = model_reasons(row, cells, snapshot, refs, first=_SUSTAINED, history=state.history)
             severity = "high" if row[_SUSTAINED] >= 2 * self.rules.sustained_excess else "medium"
+        elif detector == OUT_OF_SCOPE:
+            reasons = [out_of_scope_reason(snapshot)] + model_reasons(row, cells, snapshot, refs, top=2)
+            severity = "medium"
         else:       # a rule on the snapshot's features: the feature it fired on leads, said plainly
             first, preface = _FEATURE_RULES[detector]
             reasons = model_reasons(row, cells, snapshot, refs, first=first)

@@ -29,6 +29,7 @@ from detector.access import AccessProfile
 from detector.baseline import MIN_OWN_DAYS, Baseline, baseline_from_days
 from detector.calendar import LocalTime
 from detector.events import AccessEvent
+from detector.scope import ScopeMemory
 from detector.sql import literal_as_int
 from detector.sustained import TRACKED, SustainedExcess, day_excess
 
@@ -135,7 +136,7 @@ class EmployeeState:
     __slots__ = (
         "key", "employee_id", "day", "day_counts", "day_hour_max", "tick", "buckets", "hour_counts",
         "history", "_baseline", "week_prior", "week_prior_max", "seen_sources", "seen_relations", "seen_columns",
-        "seen_networks", "seen_open_reads",
+        "seen_networks", "seen_open_reads", "scope",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "last_page", "dirty", "last_ts_ms", "partition", "rare_hours",
         "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day",
@@ -161,6 +162,7 @@ class EmployeeState:
                                                       # None: a state saved before they were kept
         self.seen_columns: set[str] = set()
         self.seen_networks: set[str] = set()         # client networks this person worked from
+        self.scope = ScopeMemory()                   # usual filter values per statement shape (checksums)
         self.hour_histogram = [0] * 24
         self.day_hours = [0] * 24
         self.day_new_sources: set[str] = set()
@@ -333,6 +335,9 @@ class EmployeeState:
                 _add(counts, C.NEW_SOURCE_ROWS, value)
             if new_column:
                 _add(counts, C.NEW_COLUMN_ROWS, value)
+        if profile.fingerprint_id is not None and self.scope.judge_and_learn(profile.fingerprint_id, literals, local.day) \
+                and rows:
+            _add(counts, C.OUT_OF_SCOPE_ROWS, float(rows))
         if profile.is_export:
             _add(counts, C.SENSITIVE_EXPORTS, 1.0)
         if profile.open_ended and self.seen_open_reads is not None:
@@ -462,6 +467,8 @@ def _plain(value: object) -> object:
         return [list(item) for item in value]
     if isinstance(value, SustainedExcess):
         return value.to_list()
+    if isinstance(value, ScopeMemory):
+        return value.to_dict()
     return value
 
 
@@ -474,6 +481,8 @@ def _restore(name: str, value: object) -> object:
         return deque((int(t), list(c)) for t, c in value)
     if name == "history":
         return [(int(d), list(c), list(h)) for d, c, h in value]
+    if name == "scope":
+        return ScopeMemory.from_dict(value)
     if name in ("sustained", "suspicion"):
         return SustainedExcess.from_list(value) if value else None
     if name in ("last_lookup", "last_page", "cohort_cells"):

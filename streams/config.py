@@ -107,6 +107,7 @@ class RulesConfig:
     unfamiliar_data: float = 7.0
     unfamiliar_new_columns: float = 4.0
     paging: float = 3.0
+    out_of_scope_share: float = 0.5
 
 
 @dataclass

@@ -53,7 +53,8 @@ def test_broken_config_names_the_key(tmp_path: Path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("key", ["sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging"])
+@pytest.mark.parametrize("key", ["sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging",
+                                 "out_of_scope_share"])
 def test_a_negative_rule_limit_is_refused_naming_the_key(tmp_path: Path, key: str):
     config = tmp_path / "bad.toml"
     config.write_text(f"[rules]\n{key} = -1.0\n")
