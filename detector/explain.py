@@ -52,17 +52,16 @@ def model_reasons(row: np.ndarray, cells: np.ndarray, snapshot: Snapshot, refs: 
 
 
 def out_of_scope_reason(snapshot: Snapshot) -> Reason:
-    """The `reads_outside_usual_scope` rule's reason: the day's rows outside the usual scope against the
-    own usual of such rows and of all personal-data rows (it has no feature cell of its own to quote)."""
-    i = C.OUT_OF_SCOPE_ROWS
-    value, own = snapshot.day_counts[i], snapshot.own
-    usual_high = own.day_p95[i] if own is not None else 0.0
-    usual_all = own.day_p50[C.SENSITIVE_ROWS] if own is not None else 0.0
+    """The `reads_outside_usual_scope` rule's reason: today's rows outside the usual scope against the
+    own usual of such rows and of all personal-data rows (the rule judges only people with history)."""
+    i, own = C.OUT_OF_SCOPE_ROWS, snapshot.own
+    value = snapshot.day_counts[i]
+    usual, high, all_rows = (own.day_p50[i], own.day_p95[i], own.day_p50[C.SENSITIVE_ROWS]) if own else (0.0, 0.0, 0.0)
     text = (f"reading outside the usual scope: {value:,.0f} personal-data rows today from statements with a filter "
             f"value this person does not usually use in them (another city, station or branch than their own); "
-            f"own usual {own.day_p50[i] if own is not None else 0:,.0f} (95th percentile {usual_high:,.0f}) such rows "
-            f"per day, of {usual_all:,.0f} personal-data rows on a usual day")
-    return Reason("out_of_scope:out_of_scope_rows:day", value, usual_high, text)
+            f"own usual {usual:,.0f} (95th percentile {high:,.0f}) such rows per day, of {all_rows:,.0f} "
+            f"personal-data rows on a usual day")
+    return Reason("out_of_scope:out_of_scope_rows:day", value, high, text)
 
 
 def _sustained_text(excess: float, counter: int, history: list, days: int = 4) -> str:

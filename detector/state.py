@@ -11,7 +11,9 @@ same events always yield the same snapshots, whatever the batch boundaries.
 
 The state never holds statement text or literals, except the last numeric key
 looked up (for sequential-enumeration detection), which stays in memory and in
-the private state checkpoint, never in alerts, logs or metrics.
+the private state checkpoint, never in alerts, logs or metrics; of other values
+it keeps only checksums (keyset page bounds, and 16-bit ones of the filter values
+that make up a person's usual scope, `detector.scope`).
 """
 
 from __future__ import annotations
@@ -335,9 +337,10 @@ class EmployeeState:
                 _add(counts, C.NEW_SOURCE_ROWS, value)
             if new_column:
                 _add(counts, C.NEW_COLUMN_ROWS, value)
-        if profile.fingerprint_id is not None and self.scope.judge_and_learn(profile.fingerprint_id, literals, local.day) \
-                and rows:
-            _add(counts, C.OUT_OF_SCOPE_ROWS, float(rows))
+        if profile.fingerprint_id is not None:
+            outside = self.scope.judge_and_learn(profile.fingerprint_id, literals, local.day)
+            if outside and rows:
+                _add(counts, C.OUT_OF_SCOPE_ROWS, float(rows))
         if profile.is_export:
             _add(counts, C.SENSITIVE_EXPORTS, 1.0)
         if profile.open_ended and self.seen_open_reads is not None:
