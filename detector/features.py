@@ -120,12 +120,15 @@ class PeerBaselines:
 
     Also the client networks the organisation works from (`networks`: those at
     least two people used during training); None when unknown, and then no
-    network counts as foreign."""
+    network counts as foreign. And per role, the statement shapes (fingerprint ids)
+    with which its members read personal data in training (`shapes`): a role's
+    rare routines, such as a DBA's data-quality check."""
 
     def __init__(self, groups: dict[str, Baseline], roles: dict[str, Baseline], overall: Baseline,
-                 networks: frozenset[str] | None = None) -> None:
+                 networks: frozenset[str] | None = None, shapes: dict[str, frozenset[str]] | None = None) -> None:
         self.groups, self.roles, self.overall = groups, roles, overall
         self.networks = networks
+        self.shapes = shapes or {}
 
     def for_employee(self, employee: Employee | None) -> Baseline:
         if employee is None:
@@ -138,6 +141,7 @@ class PeerBaselines:
                 "overall": self.overall.to_dict()}
         if self.networks is not None:
             data["networks"] = sorted(self.networks)
+        data["shapes"] = {role: sorted(shapes) for role, shapes in self.shapes.items()}
         return data
 
     @classmethod
@@ -146,7 +150,8 @@ class PeerBaselines:
         return cls({k: Baseline.from_dict(v) for k, v in data["groups"].items()},
                    {k: Baseline.from_dict(v) for k, v in data["roles"].items()},
                    Baseline.from_dict(data["overall"]),
-                   None if networks is None else frozenset(networks))
+                   None if networks is None else frozenset(networks),
+                   {role: frozenset(shapes) for role, shapes in data.get("shapes", {}).items()})
 
 
 @dataclass(slots=True)

@@ -32,7 +32,7 @@ from detector.model import AnomalyModel
 from detector.rules import (
     OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire,
 )
-from detector.state import TICK_MS, EmployeeState, Snapshot
+from detector.state import MAX_FINGERPRINTS, TICK_MS, EmployeeState, Snapshot
 from detector.sustained import ALLOWANCE, CAP, MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
 
 HOUR_MS = 3600 * 1000
@@ -299,7 +299,7 @@ class DetectionPipeline:
         scores = anomaly.score(matrix)
         self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
         over = scores > anomaly.threshold
-        rules_fired = {SUSTAINED_EXCESS: sustained_fired, UNFAMILIAR_DATA: self._unfamiliar(matrix),
+        rules_fired = {SUSTAINED_EXCESS: sustained_fired, UNFAMILIAR_DATA: self._unfamiliar(matrix, pending),
                        PAGING: self._paging(matrix), OUT_OF_SCOPE: self._out_of_scope(pending)}   # in precedence order
         alerts = []
         for index in np.flatnonzero(over | np.logical_or.reduce(list(rules_fired.values()))):
@@ -340,7 +340,7 @@ class DetectionPipeline:
                 state.sustained.restart()
         return values, fired
 
-    def _unfamiliar(self, matrix: np.ndarray) -> np.ndarray:
+    def _unfamiliar(self, matrix: np.ndarray, pending: list[Snapshot]) -> np.ndarray:
         """Where the `unfamiliar_personal_data` rule fires: a category of personal data read far
         beyond both the person's own usual and their peers' (a kind of data neither reads).
 
@@ -357,7 +357,22 @@ class DetectionPipeline:
             fired |= excess >= self.rules.unfamiliar_data
         if self.rules.unfamiliar_new_columns > 0:
             fired |= (excess >= self.rules.unfamiliar_new_columns) & (matrix[:, _NEW_COLUMN_READS] >= NEW_COLUMN_READS_Z)
+        for i in np.flatnonzero(fired):
+            fired[i] = not self._routine_shapes_only(pending[i])
         return fired
+
+    def _routine_shapes_only(self, snapshot: Snapshot) -> bool:
+        """Whether every statement shape the person read personal data with today is one they ran on an
+        earlier day, or one their role ran in training: a rare routine (a DBA's data-quality check,
+        done by a colleague last month) reads a kind of data the baselines do not know, but is no
+        unfamiliar data. New columns come in new shapes, so this does not hide them."""
+        state = self.states[snapshot.key]
+        today = state.day_fingerprints
+        if not today or len(today) >= MAX_FINGERPRINTS:
+            return False
+        employee = self.refs.directory.employees.get(state.employee_id)
+        role_shapes = self.scoring.peers.shapes.get(employee.role, frozenset()) if employee is not None else frozenset()
+        return all(fp in role_shapes or state.scope.ran_before(fp, snapshot.day) for fp in today)
 
     def _paging(self, matrix: np.ndarray) -> np.ndarray:
         """Where the `personal_data_paging` rule fires: pages through personal data (OFFSET or keyset) far

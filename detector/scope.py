@@ -125,6 +125,11 @@ class ScopeMemory:
             return False
         return shape.judge_and_learn([value_hash(v) for v in literals], day)
 
+    def ran_before(self, fingerprint_id: str, today: int) -> bool:
+        """Whether this person read personal data with this statement shape on an earlier day."""
+        shape = self.shapes.get(fingerprint_id)
+        return shape is not None and (shape.last_day < today or shape.days > 1)
+
     def to_dict(self) -> dict:
         return {fp: shape.to_list() for fp, shape in self.shapes.items()}
 

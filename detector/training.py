@@ -64,6 +64,7 @@ def peer_baselines(states: dict[str, EmployeeState], directory: Directory) -> Pe
     """Per peer group, per role and overall, from every person's active days."""
     groups: dict[str, list] = {}
     roles: dict[str, list] = {}
+    shapes: dict[str, set[str]] = {}
     everyone: list = []
     for key, state in states.items():
         employee = directory.employees.get(state.employee_id)
@@ -75,12 +76,14 @@ def peer_baselines(states: dict[str, EmployeeState], directory: Directory) -> Pe
         person = ([d for d, _, _ in days], np.array([c for _, c, _ in days]), np.array([h for _, _, h in days]))
         groups.setdefault(employee.peer_group, []).append(person)
         roles.setdefault(employee.role, []).append(person)
+        shapes.setdefault(employee.role, set()).update(state.scope.shapes)
         if not employee.is_service_account:
             everyone.append(person)
     return PeerBaselines({k: group_baseline(v) for k, v in groups.items()},
                          {k: group_baseline(v) for k, v in roles.items()},
                          group_baseline(everyone) if everyone else _flat_baseline(),
-                         organisation_networks(states.values()))
+                         organisation_networks(states.values()),
+                         {role: frozenset(fps) for role, fps in shapes.items()})
 
 
 def organisation_networks(states: Iterable[EmployeeState]) -> frozenset[str]:

@@ -60,3 +60,18 @@ def test_a_column_first_read_today_and_read_again_and_again_fires_it_at_a_lower_
 def test_a_negative_limit_is_refused_with_its_name():
     with pytest.raises(ValueError, match="rules.unfamiliar_data"):
         RuleSettings(unfamiliar_data=-1)
+
+
+QUALITY_CHECK = "SELECT id, id_card_no FROM customers WHERE length(id_card_no) <> 18"
+
+
+@pytest.mark.parametrize("ran_in_training, fires", [(None, True), ("li_na", False), ("zhang_wei", False)])
+def test_a_rare_routine_that_the_person_or_their_role_ran_before_does_not_fire_it(ran_in_training, fires):
+    """A DBA's data-quality check reads a kind of data no baseline knows; a colleague of the same role
+    ran the same statement shape last month (or the person did): a routine, not unfamiliar data."""
+    def check(day: int, user: str) -> list:
+        return [event(at(day, 16), user, QUALITY_CHECK, rows=20)] if day == 3 and user == ran_in_training else []
+    pipeline = trained_colleagues(RuleSettings(), extra=check)
+    alerts = _alerts(pipeline, normal_day(TEST_DAY) + [event(at(TEST_DAY, 11), statement=QUALITY_CHECK, rows=600)])
+    assert (UNFAMILIAR_DATA in [a["detector"] for a in alerts]) is fires
+    assert pipeline.scoring.peers.shapes["customer_service"]
