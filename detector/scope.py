@@ -33,53 +33,64 @@ HASH_MASK = 0xFFFF
 
 
 class ShapeScope:
-    """The values of one statement shape's literal positions: hash -> [uses, days, last day]."""
+    """The values of one statement shape's literal positions: hash -> [uses, days, last day].
+
+    Once the shape is judged, a position that is no scope is dropped (None): it will not become one,
+    and a phone number or a date position would otherwise cost a dictionary update per statement."""
 
     __slots__ = ("uses", "days", "last_day", "positions", "usual_day", "usual")
 
     def __init__(self, width: int) -> None:
         self.uses, self.days, self.last_day = 0, 0, -1
-        self.positions: list[dict[int, list[int]]] = [{} for _ in range(width)]
+        self.positions: list[dict[int, list[int]] | None] = [{} for _ in range(width)]
         self.usual_day = -1                              # the day `usual` was computed for
-        self.usual: list[frozenset[int] | None] = []     # per position: usual values, None when not scoped
+        self.usual: list[frozenset[int]] = []            # per scoped position: its usual values
 
-    def judge_and_learn(self, hashes: list[int], day: int) -> bool:
+    def judge_and_learn(self, literals: tuple[str, ...], day: int) -> bool:
         """Whether these values leave the usual scope; then count them."""
         if day != self.last_day:
             self.days += 1
             self.last_day = day
-        outside = False
-        if self.days > MIN_DAYS:
-            if self.usual_day != day:
-                self._refresh_usual(day)
-            for value, usual in zip(hashes, self.usual):
-                if usual is not None and value not in usual:
-                    outside = True
-                    break
+        judging = self.days > MIN_DAYS
+        if judging and self.usual_day != day:
+            self._refresh_usual(day)
         self.uses += 1
-        for value, seen in zip(hashes, self.positions):
+        outside = False
+        for i, seen in enumerate(self.positions):
+            if seen is None:
+                continue
+            value = value_hash(literals[i])
+            if judging and value not in self.usual[i]:
+                outside = True
             _count(seen, value, day)
         return outside
 
     def _refresh_usual(self, day: int) -> None:
-        """Once a day: which positions are scoped, by the days before today."""
+        """Once a day: each position's usual values, by the days before today; positions that are no
+        scope are dropped."""
         need = max(2.0, USUAL_DAYS * (self.days - 1))
         self.usual_day = day
-        self.usual = []
-        for seen in self.positions:
+        self.usual = [frozenset()] * len(self.positions)
+        for i, seen in enumerate(self.positions):
+            if seen is None:
+                continue
             usual = frozenset(h for h, (_, days, last) in seen.items() if days - (last == day) >= need)
-            carried = sum(seen[h][0] for h in usual)
-            self.usual.append(usual if usual and carried >= COVER * self.uses else None)
+            if usual and sum(seen[h][0] for h in usual) >= COVER * self.uses:
+                self.usual[i] = usual
+            else:
+                self.positions[i] = None
 
     def to_list(self) -> list:
-        return [self.uses, self.days, self.last_day, [[[h, *v] for h, v in seen.items()] for seen in self.positions]]
+        return [self.uses, self.days, self.last_day,
+                [None if seen is None else [[h, *v] for h, v in seen.items()] for seen in self.positions]]
 
     @classmethod
     def from_list(cls, data: list) -> "ShapeScope":
         uses, days, last_day, positions = data
         shape = cls(len(positions))
         shape.uses, shape.days, shape.last_day = int(uses), int(days), int(last_day)
-        shape.positions = [{int(h): [int(u), int(d), int(last)] for h, u, d, last in seen} for seen in positions]
+        shape.positions = [None if seen is None else {int(h): [int(u), int(d), int(last)] for h, u, d, last in seen}
+                           for seen in positions]
         return shape
 
 
@@ -123,7 +134,7 @@ class ScopeMemory:
             shape = self.shapes[fingerprint_id] = ShapeScope(len(literals))
         elif len(shape.positions) != len(literals):     # IN lists of another length: positions do not align
             return False
-        return shape.judge_and_learn([value_hash(v) for v in literals], day)
+        return shape.judge_and_learn(literals, day)
 
     def ran_before(self, fingerprint_id: str, today: int) -> bool:
         """Whether this person read personal data with this statement shape on an earlier day."""

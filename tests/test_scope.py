@@ -51,6 +51,8 @@ def test_positions_whose_values_change_all_the_time_are_no_scope():
         for k in range(12):
             _judge(memory, f"SELECT name FROM customers WHERE phone = '1380000{day:02d}{k:02d}'", day)
     assert not _judge(memory, "SELECT name FROM customers WHERE phone = '13999999999'", 11)
+    (shape,) = memory.shapes.values()
+    assert shape.positions == [None]          # dropped: no dictionary update per statement any more
 
 
 def test_a_new_city_used_day_after_day_becomes_usual():
