@@ -29,7 +29,8 @@ OUT_OF_SCOPE = "reads_outside_usual_scope"     # likewise
 OPEN_ENDED_READ = "unsized_open_ended_read"
 
 
-LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging", "out_of_scope_share")   # >= 0; 0 = rule off
+LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging",
+                      "out_of_scope_share")   # >= 0; 0 = rule off
 
 
 @dataclass(frozen=True, slots=True)

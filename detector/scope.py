@@ -137,7 +137,8 @@ class ScopeMemory:
         return shape.judge_and_learn(literals, day)
 
     def ran_before(self, fingerprint_id: str, today: int) -> bool:
-        """Whether this person read personal data with this statement shape on an earlier day."""
+        """Whether this person read personal data with this statement shape on an earlier day (as far as
+        the memory knows: it keeps shapes with literals, up to `MAX_SHAPES`; others count as never run)."""
         shape = self.shapes.get(fingerprint_id)
         return shape is not None and (shape.last_day < today or shape.days > 1)
 
