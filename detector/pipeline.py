@@ -370,8 +370,7 @@ class DetectionPipeline:
         today = state.day_fingerprints
         if not today or len(today) >= MAX_FINGERPRINTS:
             return False
-        employee = self.refs.directory.employees.get(state.employee_id)
-        role_shapes = self.scoring.peers.shapes.get(employee.role, frozenset()) if employee is not None else frozenset()
+        role_shapes = self.scoring.peers.shapes.get(self._cohort_role_of(state), frozenset())
         return all(fp in role_shapes or state.scope.ran_before(fp, snapshot.day) for fp in today)
 
     def _paging(self, matrix: np.ndarray) -> np.ndarray:
