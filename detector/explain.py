@@ -64,6 +64,19 @@ def out_of_scope_reason(snapshot: Snapshot) -> Reason:
     return Reason("out_of_scope:out_of_scope_rows:day", value, high, text)
 
 
+def off_hours_new_source_reason(snapshot: Snapshot) -> Reason:
+    """The `off_hours_read_from_new_source` rule's reason: today's off-hours and never-seen-source rows,
+    the share of the day at rare hours, and the own usual of off-hours rows (the rule needs history)."""
+    day, own = snapshot.day_counts, snapshot.own
+    value = day[C.OFF_HOURS_ROWS]
+    usual, high = (own.day_p50[C.OFF_HOURS_ROWS], own.day_p95[C.OFF_HOURS_ROWS]) if own else (0.0, 0.0)
+    text = (f"off hours from a never-seen source: {value:,.0f} personal-data rows read outside working hours "
+            f"today, {day[C.NEW_SOURCE_ROWS]:,.0f} from an address or application this person never used; "
+            f"{day[C.RARE_HOUR]:,.0f} of today's {day[C.STATEMENTS]:,.0f} statements at hours they rarely work; "
+            f"own usual {usual:,.0f} (95th percentile {high:,.0f}) off-hours personal-data rows per day")
+    return Reason("off_hours_new_source:off_hours_sensitive_rows:day", value, high, text)
+
+
 def _sustained_text(excess: float, counter: int, history: list, days: int = 4) -> str:
     previous = ", ".join(f"{counts[counter]:,.0f}" for _, counts, _ in history[-days:])
     return (f"above own usual day after day (sustained excess {excess:.1f}; one busy day adds at most "

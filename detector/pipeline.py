@@ -23,14 +23,14 @@ from detector.calendar import WorkCalendar, is_period_day
 from detector.catalog import Catalog
 from detector.directory import Directory, Employee
 from detector.events import AccessEvent
-from detector.explain import evidence, model_reasons, out_of_scope_reason
+from detector.explain import evidence, model_reasons, off_hours_new_source_reason, out_of_scope_reason
 from detector.features import (
     FEATURE_NAMES, SUSTAINED, SUSTAINED_CELLS, CohortLevels, PeerBaselines, References, excess_cells, feature_matrix,
     horizon_values, judged_cells, references_for,
 )
 from detector.model import AnomalyModel
 from detector.rules import (
-    OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire,
+    OFF_HOURS_NEW_SOURCE, OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire,
 )
 from detector.state import MAX_FINGERPRINTS, TICK_MS, EmployeeState, Snapshot
 from detector.sustained import ALLOWANCE, CAP, MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
@@ -45,8 +45,10 @@ _FEATURE_RULES = {     # rules on one feature of a scored snapshot: (the feature
     UNFAMILIAR_DATA: (_CATEGORY_OWN, "a kind of personal data neither this person nor their peers usually read: "),
     PAGING: (_OFFSET_PAGING, "paging through personal data: "),
 }
-OUT_OF_SCOPE_MIN_ROWS = 100   # fewer rows outside the usual scope than this are not worth an alert
+OUT_OF_SCOPE_MIN_ROWS = 75    # fewer rows outside the usual scope than this are not worth an alert
 OUT_OF_SCOPE_OF_DAY = 0.25    # ... nor a day whose reading stays mostly within it (a busy day, one new station)
+OFF_HOURS_OWN_TIMES = 2.0     # off-hours rows below this many times the person's usual (95th pct) of them are usual
+RARE_HOURS_OF_DAY = 0.5       # ... and a day mostly worked at usual hours is no night-time pull
 _NEW_COLUMN_READS = FEATURE_NAMES.index("new_column_reads")
 NEW_COLUMN_READS_Z = 2.0     # statements reading columns first read today: from none usually, at least 3
 GC_GEN0_THRESHOLD = 50_000
@@ -300,7 +302,8 @@ class DetectionPipeline:
         self.stats.snapshots_scored += int(matrix.any(axis=1).sum())
         over = scores > anomaly.threshold
         rules_fired = {SUSTAINED_EXCESS: sustained_fired, UNFAMILIAR_DATA: self._unfamiliar(matrix, pending),
-                       PAGING: self._paging(matrix), OUT_OF_SCOPE: self._out_of_scope(pending)}   # in precedence order
+                       PAGING: self._paging(matrix), OFF_HOURS_NEW_SOURCE: self._off_hours_new_source(pending),
+                       OUT_OF_SCOPE: self._out_of_scope(pending)}   # in precedence order
         alerts = []
         for index in np.flatnonzero(over | np.logical_or.reduce(list(rules_fired.values()))):
             detector = "model" if over[index] else next(name for name, fired in rules_fired.items() if fired[index])
@@ -404,6 +407,29 @@ class DetectionPipeline:
             fired[i] = excess >= max(OUT_OF_SCOPE_MIN_ROWS, share * own.day_p50[C.SENSITIVE_ROWS])
         return fired
 
+    def _off_hours_new_source(self, pending: list[Snapshot]) -> np.ndarray:
+        """Where the `off_hours_read_from_new_source` rule fires: today's personal-data rows read off
+        hours and those read from a never-seen address or application both reach the rule's floor,
+        the off-hours rows are at least `OFF_HOURS_OWN_TIMES` the person's usual of them, and most of
+        today's statements fell at hours the person rarely works. A pull at night or on a holiday
+        from home or a borrowed machine is a few hundred rows, which neither volume nor the forest
+        (two extreme features among twenty) calls out; a night-shift dispatcher on a new terminal
+        works at usual hours, and a salesman at a Sunday festival reads at usual hours of the day.
+        Judged against own history only, never for service accounts."""
+        floor = self.rules.off_hours_new_source_rows
+        fired = np.zeros(len(pending), dtype=bool)
+        if floor <= 0:
+            return fired
+        for i, snapshot in enumerate(pending):
+            own, day = snapshot.own, snapshot.day_counts
+            if own is None or self._cohort_role(snapshot) is None:
+                continue
+            off_hours = day[C.OFF_HOURS_ROWS]
+            fired[i] = (min(off_hours, day[C.NEW_SOURCE_ROWS]) >= floor
+                        and off_hours >= OFF_HOURS_OWN_TIMES * own.day_p95[C.OFF_HOURS_ROWS]
+                        and day[C.RARE_HOUR] >= RARE_HOURS_OF_DAY * day[C.STATEMENTS])
+        return fired
+
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
         return self._cohort_role_of(self.states[snapshot.key])
 
@@ -431,6 +457,9 @@ class DetectionPipeline:
         elif detector == OUT_OF_SCOPE:
             reasons = [out_of_scope_reason(snapshot)] + model_reasons(row, cells, snapshot, refs, top=2)
             severity = "medium"
+        elif detector == OFF_HOURS_NEW_SOURCE:
+            reasons = [off_hours_new_source_reason(snapshot)] + model_reasons(row, cells, snapshot, refs, top=2)
+            severity = "high"
         else:       # a rule on the snapshot's features: the feature it fired on leads, said plainly
             first, preface = _FEATURE_RULES[detector]
             reasons = model_reasons(row, cells, snapshot, refs, first=first)

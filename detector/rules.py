@@ -26,11 +26,12 @@ SUSTAINED_EXCESS = "sustained_excess"     # checked on snapshots by the pipeline
 UNFAMILIAR_DATA = "unfamiliar_personal_data"   # likewise
 PAGING = "personal_data_paging"                # likewise
 OUT_OF_SCOPE = "reads_outside_usual_scope"     # likewise
+OFF_HOURS_NEW_SOURCE = "off_hours_read_from_new_source"   # likewise
 OPEN_ENDED_READ = "unsized_open_ended_read"
 
 
 LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging",
-                      "out_of_scope_share")   # >= 0; 0 = rule off
+                      "out_of_scope_share", "off_hours_new_source_rows")   # >= 0; 0 = rule off
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class RuleSettings:
     unfamiliar_new_columns: float = 4.0    # the same, lower, when it comes from columns first read today; 0 = off
     paging: float = 3.0                    # excess of pages (OFFSET or keyset) through personal data over the usual; 0 = off
     out_of_scope_share: float = 0.5        # rows outside the usual scope above own usual, as a share of a usual day; 0 = off
+    off_hours_new_source_rows: int = 200   # personal-data rows read off hours from a never-seen source, at rare hours; 0 = off
 
     def __post_init__(self) -> None:
         for name in LIMITS_OFF_AT_ZERO:

@@ -108,6 +108,7 @@ class RulesConfig:
     unfamiliar_new_columns: float = 4.0
     paging: float = 3.0
     out_of_scope_share: float = 0.5
+    off_hours_new_source_rows: int = 200
 
 
 @dataclass

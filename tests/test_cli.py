@@ -53,11 +53,12 @@ def test_broken_config_names_the_key(tmp_path: Path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("key", ["sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging",
-                                 "out_of_scope_share"])
-def test_a_negative_rule_limit_is_refused_naming_the_key(tmp_path: Path, key: str):
+@pytest.mark.parametrize("key, value", [("sustained_excess", "-1.0"), ("unfamiliar_data", "-1.0"),
+                                        ("unfamiliar_new_columns", "-1.0"), ("paging", "-1.0"),
+                                        ("out_of_scope_share", "-1.0"), ("off_hours_new_source_rows", "-1")])
+def test_a_negative_rule_limit_is_refused_naming_the_key(tmp_path: Path, key: str, value: str):
     config = tmp_path / "bad.toml"
-    config.write_text(f"[rules]\n{key} = -1.0\n")
+    config.write_text(f"[rules]\n{key} = {value}\n")
     result = _run("run", "--config", str(config))
     assert result.returncode == 1
     assert f"config key rules.{key}: must be >= 0" in result.stderr
