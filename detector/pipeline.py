@@ -153,11 +153,12 @@ class DetectionPipeline:
                     self._pending.append(closed)
                 profile, literals = profile_of(event)
                 first_open = profile.open_ended and state.first_open_read(profile)   # before observe learns it
+                largest = None if local.period else state.largest_read_before()      # closes read whole months
                 state.observe(event, local, profile, literals)
                 state.partition = stream
                 dirty[state.key] = state
-                if may_fire(event, profile, rules, networks, first_open):
-                    alert = self._check_rules(event, profile, employee, state, first_open)
+                if may_fire(event, profile, rules, networks, first_open, largest):
+                    alert = self._check_rules(event, profile, employee, state, first_open, largest)
                     if alert is not None:
                         alerts.append(alert)
             except Exception as exc:  # a bug must not stop the stream: the event is reported, not lost
@@ -259,9 +260,10 @@ class DetectionPipeline:
     # -- rules --------------------------------------------------------------
 
     def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState,
-                     first_open_read: bool = False) -> dict | None:
+                     first_open_read: bool = False, largest_before: float | None = None) -> dict | None:
         refs = references_for(state.baseline, employee, self.scoring.peers, state.day)
-        hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks, first_open_read)
+        hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks, first_open_read,
+                          largest_before)
         if hit is None:
             return None
         extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),

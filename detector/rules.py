@@ -28,10 +28,12 @@ PAGING = "personal_data_paging"                # likewise
 OUT_OF_SCOPE = "reads_outside_usual_scope"     # likewise
 OFF_HOURS_NEW_SOURCE = "off_hours_read_from_new_source"   # likewise
 OPEN_ENDED_READ = "unsized_open_ended_read"
+OUTSIZED_READ = "outsized_personal_read"
+OUTSIZED_MIN_ROWS = 1000      # a statement of fewer personal-data rows is never called outsized
 
 
 LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging",
-                      "out_of_scope_share", "off_hours_new_source_rows")   # >= 0; 0 = rule off
+                      "out_of_scope_share", "off_hours_new_source_rows", "outsized_read_times")   # >= 0; 0 = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +45,11 @@ class RuleSettings:
     open_ended_read_enabled: bool = True   # an open-ended read of unknown size, of a shape new to the person
     sustained_excess: float = 2.5          # CUSUM of own daily excess that alerts (`detector.sustained`); 0 = off
     unfamiliar_data: float = 7.0           # excess over own AND peers' usual of a personal-data category; 0 = off
-    unfamiliar_new_columns: float = 4.0    # the same, lower, when it comes from columns first read today; 0 = off
+    unfamiliar_new_columns: float = 3.5    # the same, lower, when it comes from columns first read today; 0 = off
     paging: float = 3.0                    # excess of pages (OFFSET or keyset) through personal data over the usual; 0 = off
     out_of_scope_share: float = 0.5        # rows outside the usual scope above own usual, as a share of a usual day; 0 = off
     off_hours_new_source_rows: int = 200   # personal-data rows read off hours from a never-seen source, at rare hours; 0 = off
+    outsized_read_times: float = 3.0       # one statement reading this many times the most one ever read before; 0 = off
 
     def __post_init__(self) -> None:
         for name in LIMITS_OFF_AT_ZERO:
@@ -64,16 +67,18 @@ class RuleHit:
 
 
 def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
-             networks: frozenset[str] | None = None, first_open_read: bool = False) -> bool:
+             networks: frozenset[str] | None = None, first_open_read: bool = False,
+             largest_before: float | None = None) -> bool:
     """Cheap pre-check on the hot path, before references are looked up."""
     return profile.reads_personal_data and (
         (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows
-        or _foreign(event, settings, networks) is not None or _unsized_first(event, settings, first_open_read))
+        or _foreign(event, settings, networks) is not None or _unsized_first(event, settings, first_open_read)
+        or _outsized(event, profile, settings, largest_before))
 
 
 def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee | None,
                 refs: References, settings: RuleSettings, networks: frozenset[str] | None = None,
-                first_open_read: bool = False) -> RuleHit | None:
+                first_open_read: bool = False, largest_before: float | None = None) -> RuleHit | None:
     """The first rule this event breaks, or None.
 
     `networks` are the client networks the organisation worked from in training
@@ -81,7 +86,9 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
     Unix socket, loopback) is never foreign: it is where administrators work.
     `first_open_read`: the statement is an open-ended read of a shape the person never ran
     (`EmployeeState.first_open_read`); when the source does not report its rows (MariaDB's
-    audit log never does) nothing else can tell a 600,000-row pull from a usual one."""
+    audit log never does) nothing else can tell a 600,000-row pull from a usual one.
+    `largest_before`: the most personal-data rows one statement of the person's read on an
+    earlier day (`EmployeeState.largest_read_before`), None when unknown or not to be judged."""
     if not profile.reads_personal_data or not event.success:
         return None
     if employee is not None and employee.is_service_account:
@@ -95,11 +102,20 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
         return _foreign_hit(event, profile, network)
     if employee is not None and _unsized_first(event, settings, first_open_read):
         return _open_ended_hit(event, profile)
+    if employee is not None and _outsized(event, profile, settings, largest_before):
+        return _outsized_hit(event, profile, largest_before or 0.0)
     return None
 
 
 def _unsized_first(event: AccessEvent, settings: RuleSettings, first_open_read: bool) -> bool:
     return first_open_read and settings.open_ended_read_enabled and event.rows is None and event.success
+
+
+def _outsized(event: AccessEvent, profile: AccessProfile, settings: RuleSettings, largest_before: float | None) -> bool:
+    """One statement reading `outsized_read_times` the most personal-data rows the person ever read in one."""
+    times = settings.outsized_read_times
+    return (largest_before is not None and times > 0 and event.rows is not None and not profile.aggregate
+            and event.rows >= max(OUTSIZED_MIN_ROWS, times * largest_before))
 
 
 def _foreign(event: AccessEvent, settings: RuleSettings, networks: frozenset[str] | None) -> str | None:
@@ -140,6 +156,13 @@ def _open_ended_hit(event: AccessEvent, profile: AccessProfile) -> RuleHit:
               f"with no LIMIT and no key, and its source does not report rows: it may have read the whole "
               f"table (statement {profile.fingerprint_id})")
     return RuleHit(OPEN_ENDED_READ, "medium", [Reason("open_ended_read", 1, 0, detail)])
+
+
+def _outsized_hit(event: AccessEvent, profile: AccessProfile, largest_before: float) -> RuleHit:
+    how = f" with {event.application}" if event.application else ""
+    detail = (f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}; "
+              f"the most this person read in one statement on any earlier day: {largest_before:,.0f}")
+    return RuleHit(OUTSIZED_READ, "high", [Reason("statement_vs_own_largest", event.rows or 0, largest_before, detail)])
 
 
 def _relations(profile: AccessProfile) -> str:

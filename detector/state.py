@@ -141,7 +141,7 @@ class EmployeeState:
         "seen_networks", "seen_open_reads", "scope",
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "last_page", "dirty", "last_ts_ms", "partition", "rare_hours",
-        "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day",
+        "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day", "largest_read", "day_largest_read",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
@@ -165,6 +165,9 @@ class EmployeeState:
         self.seen_columns: set[str] = set()
         self.seen_networks: set[str] = set()         # client networks this person worked from
         self.scope = ScopeMemory()                   # usual filter values per statement shape (checksums)
+        self.largest_read: float | None = 0.0        # most personal-data rows one statement read on an earlier day;
+                                                     # None: a state saved before it was kept
+        self.day_largest_read = 0.0
         self.hour_histogram = [0] * 24
         self.day_hours = [0] * 24
         self.day_new_sources: set[str] = set()
@@ -222,6 +225,9 @@ class EmployeeState:
         buckets.append((tick, C.zeros()))
 
     def _rollover(self, day: int) -> None:
+        if self.largest_read is not None:
+            self.largest_read = max(self.largest_read, self.day_largest_read)
+        self.day_largest_read = 0.0
         if self.day_counts[C.STATEMENTS] > 0:
             self._track_suspicion(day)
             self.history.append((self.day, self.day_counts, self.day_hour_max))
@@ -266,6 +272,11 @@ class EmployeeState:
         seen = self.seen_open_reads
         return (profile.open_ended and seen is not None and len(seen) < ROUTINE_OPEN_READS
                 and bool(self.history) and profile.fingerprint_id not in seen)
+
+    def largest_read_before(self) -> float | None:
+        """The most personal-data rows one statement read on an earlier day, for people with days of
+        history; None when unknown (no such history, or a state saved before it was kept)."""
+        return self.largest_read if self.has_history else None
 
     @property
     def baseline(self) -> Baseline | None:
@@ -328,6 +339,8 @@ class EmployeeState:
             _add(counts, C.UNKNOWN_ROWS, 1.0)
         elif rows:
             value = float(rows)
+            if value > self.day_largest_read:
+                self.day_largest_read = value
             _add(counts, C.SENSITIVE_ROWS, value)
             for i in profile.category_counters:
                 _add(counts, i, value)
@@ -453,6 +466,8 @@ class EmployeeState:
                 setattr(state, name, _restore(name, data[name]))
         if "seen_open_reads" not in data:
             state.seen_open_reads = None
+        if "largest_read" not in data:
+            state.largest_read = None
         if state.day >= 0:
             state._refresh_baseline()
         return state

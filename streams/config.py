@@ -105,10 +105,11 @@ class RulesConfig:
     open_ended_read_enabled: bool = True
     sustained_excess: float = 2.5
     unfamiliar_data: float = 7.0
-    unfamiliar_new_columns: float = 4.0
+    unfamiliar_new_columns: float = 3.5
     paging: float = 3.0
     out_of_scope_share: float = 0.5
     off_hours_new_source_rows: int = 200
+    outsized_read_times: float = 3.0
 
 
 @dataclass

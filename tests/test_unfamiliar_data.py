@@ -9,7 +9,7 @@ from detector.rules import UNFAMILIAR_DATA, RuleSettings
 from tests.factories import TEST_DAY, at, event, normal_day, trained_colleagues
 
 
-def _trained(limit: float, new_columns: float = 4.0) -> DetectionPipeline:
+def _trained(limit: float, new_columns: float = 3.5) -> DetectionPipeline:
     return trained_colleagues(RuleSettings(unfamiliar_data=limit, unfamiliar_new_columns=new_columns))
 
 

@@ -1,0 +1,63 @@
+"""The `outsized_personal_read` rule: one statement reading several times more personal data than the
+person ever read in one, which people who read thousands a day do without any volume rule noticing."""
+
+from __future__ import annotations
+
+import json
+
+from detector.rules import OUTSIZED_READ, RuleSettings
+from detector.state import EmployeeState
+from tests.factories import at, event, normal_day, trained_colleagues
+
+SATURDAY = 26          # not among the month's first or last three working days (28-30 September close it)
+CLOSING_DAY = 28
+EXPORT = "SELECT name, phone FROM customers WHERE city = 'Chengdu' AND created_at >= '2026-01-01'"
+
+
+def _usual_lists(day: int, user: str) -> list:
+    """A daily list of 500 customers: the largest statement each colleague runs."""
+    statement = "SELECT name, phone FROM customers WHERE district = 'Xuhui' ORDER BY id LIMIT 500"
+    return [event(at(day, 11), user, statement, rows=500)]
+
+
+def _alerts(rules: RuleSettings, day: int, rows: int) -> list[dict]:
+    pipeline = trained_colleagues(rules, extra=_usual_lists)
+    events = normal_day(day) + [event(at(day, 15), "zhang_wei", EXPORT, rows=rows)]
+    return pipeline.process(sorted(events, key=lambda e: e.ts_ms)) + pipeline.finish()
+
+
+def _detectors(alerts: list[dict]) -> list[str]:
+    return [a["detector"] for a in alerts]
+
+
+def test_one_statement_three_times_the_largest_ever_alerts_with_counts_only():
+    alerts = _alerts(RuleSettings(), SATURDAY, 1_500)
+    assert _detectors(alerts) == [OUTSIZED_READ]
+    alert = alerts[0]
+    assert alert["employee_id"] == "E001" and alert["severity"] == "high"
+    reason = alert["reasons"][0]
+    assert (reason["feature"], reason["value"], reason["baseline"]) == ("statement_vs_own_largest", 1_500, 500)
+    assert "crm.public.customers (name, phone)" in reason["detail"]
+    assert "Chengdu" not in json.dumps(alert) and "2026-01-01" not in json.dumps(alert)
+
+
+def test_a_statement_within_three_times_the_largest_a_closing_day_and_the_rule_off_do_not_fire_it():
+    assert OUTSIZED_READ not in _detectors(_alerts(RuleSettings(), SATURDAY, 1_499))
+    assert OUTSIZED_READ not in _detectors(_alerts(RuleSettings(), CLOSING_DAY, 1_500))
+    assert OUTSIZED_READ not in _detectors(_alerts(RuleSettings(outsized_read_times=0), SATURDAY, 1_500))
+
+
+def test_under_a_thousand_rows_is_never_outsized():
+    pipeline = trained_colleagues(RuleSettings())          # largest statement: one row (name-and-phone lookups)
+    events = normal_day(SATURDAY) + [event(at(SATURDAY, 15), "zhang_wei", EXPORT, rows=999)]
+    alerts = pipeline.process(sorted(events, key=lambda e: e.ts_ms)) + pipeline.finish()
+    assert OUTSIZED_READ not in _detectors(alerts)
+
+
+def test_the_largest_read_survives_a_save_and_a_state_saved_before_it_was_kept_is_not_judged():
+    pipeline = trained_colleagues(RuleSettings(), extra=_usual_lists)
+    state = pipeline.states["E001"]
+    assert state.largest_read == 500 and state.largest_read_before() == 500
+    assert EmployeeState.from_dict(json.loads(json.dumps(state.to_dict()))).largest_read_before() == 500
+    older = {k: v for k, v in state.to_dict().items() if k not in ("largest_read", "day_largest_read")}
+    assert EmployeeState.from_dict(older).largest_read_before() is None
