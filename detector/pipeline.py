@@ -45,6 +45,10 @@ _FEATURE_RULES = {     # rules on one feature of a scored snapshot: (the feature
     UNFAMILIAR_DATA: (_CATEGORY_OWN, "a kind of personal data neither this person nor their peers usually read: "),
     PAGING: (_OFFSET_PAGING, "paging through personal data: "),
 }
+_COUNT_RULES = {       # rules on a snapshot's counters: (the reason that leads their alert, severity)
+    OUT_OF_SCOPE: (out_of_scope_reason, "medium"),
+    OFF_HOURS_NEW_SOURCE: (off_hours_new_source_reason, "high"),
+}
 OUT_OF_SCOPE_MIN_ROWS = 75    # fewer rows outside the usual scope than this are not worth an alert
 OUT_OF_SCOPE_OF_DAY = 0.25    # ... nor a day whose reading stays mostly within it (a busy day, one new station)
 OFF_HOURS_OWN_TIMES = 2.0     # off-hours rows below this many times the person's usual (95th pct) of them are usual
@@ -402,7 +406,7 @@ class DetectionPipeline:
         for i, snapshot in enumerate(pending):
             own = snapshot.own
             outside = snapshot.day_counts[C.OUT_OF_SCOPE_ROWS]
-            if (own is None or outside < OUT_OF_SCOPE_MIN_ROWS or self._cohort_role(snapshot) is None
+            if (not self._person_with_history(snapshot) or outside < OUT_OF_SCOPE_MIN_ROWS
                     or outside < OUT_OF_SCOPE_OF_DAY * snapshot.day_counts[C.SENSITIVE_ROWS]):
                 continue
             excess = outside - own.day_p95[C.OUT_OF_SCOPE_ROWS]
@@ -424,13 +428,17 @@ class DetectionPipeline:
             return fired
         for i, snapshot in enumerate(pending):
             own, day = snapshot.own, snapshot.day_counts
-            if own is None or self._cohort_role(snapshot) is None:
+            if not self._person_with_history(snapshot):
                 continue
             off_hours = day[C.OFF_HOURS_ROWS]
             fired[i] = (min(off_hours, day[C.NEW_SOURCE_ROWS]) >= floor
                         and off_hours >= OFF_HOURS_OWN_TIMES * own.day_p95[C.OFF_HOURS_ROWS]
                         and day[C.RARE_HOUR] >= RARE_HOURS_OF_DAY * day[C.STATEMENTS])
         return fired
+
+    def _person_with_history(self, snapshot: Snapshot) -> bool:
+        """Whether the snapshot is a person's (not a service account's) with own history to judge against."""
+        return snapshot.own is not None and self._cohort_role(snapshot) is not None
 
     def _cohort_role(self, snapshot: Snapshot) -> str | None:
         return self._cohort_role_of(self.states[snapshot.key])
@@ -456,12 +464,9 @@ class DetectionPipeline:
         elif detector == SUSTAINED_EXCESS:
             reasons = model_reasons(row, cells, snapshot, refs, first=_SUSTAINED, history=state.history)
             severity = "high" if row[_SUSTAINED] >= 2 * self.rules.sustained_excess else "medium"
-        elif detector == OUT_OF_SCOPE:
-            reasons = [out_of_scope_reason(snapshot)] + model_reasons(row, cells, snapshot, refs, top=2)
-            severity = "medium"
-        elif detector == OFF_HOURS_NEW_SOURCE:
-            reasons = [off_hours_new_source_reason(snapshot)] + model_reasons(row, cells, snapshot, refs, top=2)
-            severity = "high"
+        elif detector in _COUNT_RULES:
+            leading, severity = _COUNT_RULES[detector]
+            reasons = [leading(snapshot)] + model_reasons(row, cells, snapshot, refs, top=2)
         else:       # a rule on the snapshot's features: the feature it fired on leads, said plainly
             first, preface = _FEATURE_RULES[detector]
             reasons = model_reasons(row, cells, snapshot, refs, first=first)
