@@ -122,13 +122,17 @@ class PeerBaselines:
     least two people used during training); None when unknown, and then no
     network counts as foreign. And per role, the statement shapes (fingerprint ids)
     with which its members read personal data in training (`shapes`): a role's
-    rare routines, such as a DBA's data-quality check."""
+    rare routines, such as a DBA's data-quality check; and those that several
+    members ran (`common_shapes`): its routine, which tells whose work a person's
+    history holds (`detector.history_fit`)."""
 
     def __init__(self, groups: dict[str, Baseline], roles: dict[str, Baseline], overall: Baseline,
-                 networks: frozenset[str] | None = None, shapes: dict[str, frozenset[str]] | None = None) -> None:
+                 networks: frozenset[str] | None = None, shapes: dict[str, frozenset[str]] | None = None,
+                 common_shapes: dict[str, frozenset[str]] | None = None) -> None:
         self.groups, self.roles, self.overall = groups, roles, overall
         self.networks = networks
         self.shapes = shapes or {}
+        self.common_shapes = common_shapes or {}
 
     def for_employee(self, employee: Employee | None) -> Baseline:
         if employee is None:
@@ -142,6 +146,7 @@ class PeerBaselines:
         if self.networks is not None:
             data["networks"] = sorted(self.networks)
         data["shapes"] = {role: sorted(shapes) for role, shapes in self.shapes.items()}
+        data["common_shapes"] = {role: sorted(shapes) for role, shapes in self.common_shapes.items()}
         return data
 
     @classmethod
@@ -151,7 +156,8 @@ class PeerBaselines:
                    {k: Baseline.from_dict(v) for k, v in data["roles"].items()},
                    Baseline.from_dict(data["overall"]),
                    None if networks is None else frozenset(networks),
-                   {role: frozenset(shapes) for role, shapes in data.get("shapes", {}).items()})
+                   {role: frozenset(shapes) for role, shapes in data.get("shapes", {}).items()},
+                   {role: frozenset(shapes) for role, shapes in data.get("common_shapes", {}).items()})
 
 
 @dataclass(slots=True)
@@ -162,15 +168,17 @@ class References:
     peers: Baseline
     departing: bool
     service: bool = False
+    own_from_other_role: bool = False     # own history is another role's work: an excess must exceed peers too
 
 
-def references_for(own: Baseline | None, employee: Employee | None, peers: PeerBaselines, day: int) -> References:
+def references_for(own: Baseline | None, employee: Employee | None, peers: PeerBaselines, day: int,
+                   own_from_other_role: bool = False) -> References:
     peer = peers.for_employee(employee)
     if employee is None or employee.role == SERVICE_ROLE:
         reference = own or peer
         return References(reference, reference, False, employee is not None)
     departing = employee.is_departing_on(date.fromordinal(day)) if day > 0 else False
-    return References(own or peer, peer, departing)
+    return References(own or peer, peer, departing, own_from_other_role=own is not None and own_from_other_role)
 
 
 def horizon_values(snapshots: list[Snapshot]) -> np.ndarray:
@@ -196,6 +204,9 @@ def excess_cells(snapshots: list[Snapshot], references: list[References], values
     for side in REFERENCES:
         levels = np.stack([getattr(r, side).matrix for r in references])   # (n, 6, counters), log1p
         cells.append(standardised_excess(values, levels[:, _MEDIANS], levels[:, _HIGHS]))
+    lenient = np.array([r.own_from_other_role for r in references], dtype=bool)
+    if lenient.any():      # a history of another role's work: normal for either the old work or the new
+        cells[0][lenient] = np.minimum(cells[0][lenient], cells[1][lenient])
     return np.stack(cells, axis=1).reshape(len(snapshots), -1)
 
 

@@ -28,6 +28,7 @@ from detector.features import (
     FEATURE_NAMES, SUSTAINED, SUSTAINED_CELLS, CohortLevels, PeerBaselines, References, excess_cells, feature_matrix,
     horizon_values, judged_cells, references_for,
 )
+from detector.history_fit import history_from_other_role
 from detector.model import AnomalyModel
 from detector.rules import (
     OFF_HOURS_NEW_SOURCE, OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire,
@@ -450,7 +451,9 @@ class DetectionPipeline:
     def _references(self, snapshot: Snapshot) -> References:
         state = self.states[snapshot.key]
         employee = self.refs.directory.employees.get(state.employee_id)
-        return references_for(snapshot.own, employee, self.scoring.peers, snapshot.day)
+        elsewhere = (employee is not None and snapshot.own is not None
+                     and history_from_other_role(state.scope, employee.role, self.scoring.peers.common_shapes))
+        return references_for(snapshot.own, employee, self.scoring.peers, snapshot.day, elsewhere)
 
     def _model_alert(self, snapshot: Snapshot, refs: References, row: np.ndarray, cells: np.ndarray,
                      score: float, detector: str = "model") -> dict | None:
@@ -480,7 +483,8 @@ class DetectionPipeline:
             window_start = self.refs.calendar.day_start_ms(state.sustained.since)     # the whole run
         trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), detector, snapshot.last_ts_ms,
                           window_start, snapshot.tick_end_ms, score, severity, reasons,
-                          evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}))
+                          evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}
+                                   | ({"own_history_from_other_role": True} if refs.own_from_other_role else {})))
         return self._submit(trigger)
 
     def _submit(self, trigger: Trigger) -> dict | None:

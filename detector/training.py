@@ -21,6 +21,7 @@ from detector.counters import STATEMENTS, zeros
 from detector.directory import Directory
 from detector.events import AccessEvent
 from detector.features import PeerBaselines
+from detector.history_fit import common_shapes
 from detector.model import AnomalyModel, ForestSettings, fit_model
 from detector.pipeline import UNRESOLVED_PREFIX, DetectionPipeline, ReferenceData, Scoring
 from detector.rules import RuleSettings
@@ -65,6 +66,7 @@ def peer_baselines(states: dict[str, EmployeeState], directory: Directory) -> Pe
     groups: dict[str, list] = {}
     roles: dict[str, list] = {}
     shapes: dict[str, set[str]] = {}
+    scopes: list = []
     everyone: list = []
     for key, state in states.items():
         employee = directory.employees.get(state.employee_id)
@@ -79,11 +81,12 @@ def peer_baselines(states: dict[str, EmployeeState], directory: Directory) -> Pe
         shapes.setdefault(employee.role, set()).update(state.scope.shapes)
         if not employee.is_service_account:
             everyone.append(person)
+            scopes.append((employee.role, state.scope))
     return PeerBaselines({k: group_baseline(v) for k, v in groups.items()},
                          {k: group_baseline(v) for k, v in roles.items()},
                          group_baseline(everyone) if everyone else _flat_baseline(),
                          organisation_networks(states.values()),
-                         {role: frozenset(fps) for role, fps in shapes.items()})
+                         {role: frozenset(fps) for role, fps in shapes.items()}, common_shapes(scopes))
 
 
 def organisation_networks(states: Iterable[EmployeeState]) -> frozenset[str]:
