@@ -38,16 +38,26 @@ def common_shapes(members: Iterable[tuple[str, ScopeMemory]]) -> dict[str, froze
     return {role: frozenset(fp for fp, n in c.items() if n >= MIN_MEMBERS) for role, c in counts.items()}
 
 
-def history_from_other_role(scope: ScopeMemory, role: str, common: Mapping[str, frozenset[str]]) -> bool:
-    """Whether the person's remembered shapes are mostly another role's routine and not their own role's."""
-    if role not in common or len(common) < 2:
-        return False
-    uses = {fp: shape.uses for fp, shape in scope.shapes.items()}
-    total = sum(uses.values())
-    if total < MIN_USES:
-        return False
+class RoleRoutines:
+    """Each role's routine shapes, indexed by shape: judging a history is one look-up per remembered shape."""
 
-    def share(shapes: frozenset[str]) -> float:
-        return sum(n for fp, n in uses.items() if fp in shapes) / total
+    def __init__(self, common: Mapping[str, frozenset[str]]) -> None:
+        self.roles = frozenset(common)
+        self._roles_of: dict[str, tuple[str, ...]] = {}
+        for role, shapes in common.items():
+            for fp in shapes:
+                self._roles_of[fp] = self._roles_of.get(fp, ()) + (role,)
 
-    return share(common[role]) < SHARE and any(share(s) >= SHARE for r, s in common.items() if r != role)
+    def history_from_other_role(self, scope: ScopeMemory, role: str) -> bool:
+        """Whether the person's remembered shapes are mostly another role's routine and not their own role's."""
+        if role not in self.roles or len(self.roles) < 2:
+            return False
+        total = 0
+        per_role: Counter = Counter()
+        for fp, shape in scope.shapes.items():
+            total += shape.uses
+            for routine_of in self._roles_of.get(fp, ()):
+                per_role[routine_of] += shape.uses
+        if total < MIN_USES or per_role[role] >= SHARE * total:
+            return False
+        return any(n >= SHARE * total for r, n in per_role.items() if r != role)

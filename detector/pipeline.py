@@ -28,7 +28,7 @@ from detector.features import (
     FEATURE_NAMES, SUSTAINED, SUSTAINED_CELLS, CohortLevels, PeerBaselines, References, excess_cells, feature_matrix,
     horizon_values, judged_cells, references_for,
 )
-from detector.history_fit import history_from_other_role
+from detector.history_fit import RoleRoutines
 from detector.model import AnomalyModel
 from detector.rules import (
     OFF_HOURS_NEW_SOURCE, OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire,
@@ -124,6 +124,8 @@ class DetectionPipeline:
         self.failures: list[tuple[int, str]] = []   # (index in its batch, reason) of events that raised
         self._dirty: dict[int, dict[str, EmployeeState]] = {}   # per stream (Kafka partition)
         self._watermark: dict[int, int] = {}                       # per stream: latest tick seen
+        self._routines = RoleRoutines(scoring.peers.common_shapes)
+        self._elsewhere: dict[str, tuple[int, bool]] = {}           # key -> (day, history from another role)
 
     # -- the hot path -------------------------------------------------------
 
@@ -227,6 +229,7 @@ class DetectionPipeline:
         for key in gone:
             del self.states[key]
             self.alert_book.open.pop(key, None)
+            self._elsewhere.pop(key, None)
         self.changed.difference_update(gone)
         self.alert_book.changed.difference_update(gone)
         for partition in partitions:
@@ -238,6 +241,7 @@ class DetectionPipeline:
         """Switch to another model; people's histories carry on."""
         self.scoring = scoring
         self.alert_book.model_version = scoring.version
+        self._routines, self._elsewhere = RoleRoutines(scoring.peers.common_shapes), {}
 
     def _state_for(self, employee: Employee | None, event: AccessEvent) -> EmployeeState:
         if employee is not None:
@@ -451,9 +455,16 @@ class DetectionPipeline:
     def _references(self, snapshot: Snapshot) -> References:
         state = self.states[snapshot.key]
         employee = self.refs.directory.employees.get(state.employee_id)
-        elsewhere = (employee is not None and snapshot.own is not None
-                     and history_from_other_role(state.scope, employee.role, self.scoring.peers.common_shapes))
+        elsewhere = employee is not None and snapshot.own is not None and self._history_elsewhere(state, employee, snapshot.day)
         return references_for(snapshot.own, employee, self.scoring.peers, snapshot.day, elsewhere)
+
+    def _history_elsewhere(self, state: EmployeeState, employee: Employee, day: int) -> bool:
+        """Whether the person's history is another role's work (`detector.history_fit`), decided at their
+        first scored snapshot of each day: a person's shapes do not change role within a day."""
+        cached = self._elsewhere.get(state.key)
+        if cached is None or cached[0] != day:
+            cached = self._elsewhere[state.key] = (day, self._routines.history_from_other_role(state.scope, employee.role))
+        return cached[1]
 
     def _model_alert(self, snapshot: Snapshot, refs: References, row: np.ndarray, cells: np.ndarray,
                      score: float, detector: str = "model") -> dict | None:

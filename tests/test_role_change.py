@@ -7,7 +7,7 @@ from __future__ import annotations
 from detector.calendar import WorkCalendar
 from detector.catalog import Catalog
 from detector.directory import Directory
-from detector.history_fit import MIN_USES, common_shapes, history_from_other_role
+from detector.history_fit import MIN_USES, RoleRoutines, common_shapes
 from detector.pipeline import DetectionPipeline, ReferenceData, Scoring
 from detector.rules import PAGING, RuleSettings
 from detector.scope import ScopeMemory, ShapeScope
@@ -67,8 +67,9 @@ def test_reading_far_more_than_the_new_peers_still_alerts():
 def test_a_person_doing_their_own_roles_work_keeps_their_own_history():
     """A salesman who never paged is judged against himself: his colleagues' paging does not excuse it."""
     pipeline = _trained()
-    assert not history_from_other_role(pipeline.states["E010"].scope, "sales", pipeline.scoring.peers.common_shapes)
-    assert history_from_other_role(pipeline.states["E012"].scope, "sales", pipeline.scoring.peers.common_shapes)
+    routines = RoleRoutines(pipeline.scoring.peers.common_shapes)
+    assert not routines.history_from_other_role(pipeline.states["E010"].scope, "sales")
+    assert routines.history_from_other_role(pipeline.states["E012"].scope, "sales")
 
 
 def _memory(uses: dict[str, int]) -> ScopeMemory:
@@ -86,8 +87,10 @@ def test_routine_shapes_are_those_two_members_of_a_role_ran():
 
 
 def test_ad_hoc_shapes_and_short_histories_are_never_another_roles():
-    common = {"cs": frozenset({"lookup"}), "developer": frozenset({"schema"})}
-    assert not history_from_other_role(_memory({"debug-1": 300, "debug-2": 300}), "developer", common)   # nobody's routine
-    assert not history_from_other_role(_memory({"lookup": MIN_USES - 1}), "developer", common)          # too little to tell
-    assert history_from_other_role(_memory({"lookup": MIN_USES, "debug-1": 10}), "developer", common)
-    assert not history_from_other_role(_memory({"lookup": 300, "schema": 300}), "developer", common)    # half own routine
+    routines = RoleRoutines({"cs": frozenset({"lookup"}), "developer": frozenset({"schema"})})
+    judge = routines.history_from_other_role
+    assert not judge(_memory({"debug-1": 300, "debug-2": 300}), "developer")    # nobody's routine
+    assert not judge(_memory({"lookup": MIN_USES - 1}), "developer")            # too little to tell
+    assert judge(_memory({"lookup": MIN_USES, "debug-1": 10}), "developer")
+    assert not judge(_memory({"lookup": 300, "schema": 300}), "developer")      # half their own role's routine
+    assert not judge(_memory({"lookup": 300}), "auditor")                       # a role training never saw
