@@ -10,6 +10,7 @@ pass's per-person state is what scoring continues from.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from copy import copy
 from dataclasses import dataclass
 from datetime import date
 
@@ -42,7 +43,7 @@ def train(batches: EventSource, refs: ReferenceData, forest: ForestSettings, rul
     """Fit a model on the events that `batches()` yields (called twice)."""
     first = _run(batches, refs, Scoring(peers=_flat_peers()), rules, collect=False)
     peers = peer_baselines(first.states, refs.directory)
-    second = _run(batches, refs, Scoring(peers=peers), rules, collect=True)
+    second = _run(batches, refs, Scoring(peers=_without_routines(peers)), rules, collect=True)
     if not second.collected_rows:
         raise ValueError("training events produced no activity to learn from")
     matrix = np.vstack(second.collected_rows)
@@ -87,6 +88,15 @@ def peer_baselines(states: dict[str, EmployeeState], directory: Directory) -> Pe
                          group_baseline(everyone) if everyone else _flat_baseline(),
                          organisation_networks(states.values()),
                          {role: frozenset(fps) for role, fps in shapes.items()}, common_shapes(scopes))
+
+
+def _without_routines(peers: PeerBaselines) -> PeerBaselines:
+    """The peers as the forest and its threshold are fitted against: without the role-change leniency
+    (`detector.history_fit`). The alert budget is a ceiling; calibrated with the leniency, the alerts it
+    saves on people moved between roles would be spent on everyone else by a lower threshold."""
+    judged = copy(peers)
+    judged.common_shapes = {}
+    return judged
 
 
 def organisation_networks(states: Iterable[EmployeeState]) -> frozenset[str]:
