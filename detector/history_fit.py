@@ -15,7 +15,8 @@ peers, but leniently: an excess counts only when it is an excess over both the
 own history and the peers (`features.excess_cells`), so neither their old work
 nor their new work alerts, and reading more than the new peers still does.
 Developers' and DBAs' ad-hoc shapes are nobody's routine: they never make a
-history "another role's".
+history "another role's". The forest and its threshold are fitted without this
+leniency (`training.train`), so it only ever removes alerts.
 """
 
 from __future__ import annotations
