@@ -164,8 +164,9 @@ class DetectionPipeline:
                 state.observe(event, local, profile, literals)
                 state.partition = stream
                 dirty[state.key] = state
-                if may_fire(event, profile, rules, networks, first_open, largest):
-                    alert = self._check_rules(event, profile, employee, state, first_open, largest)
+                new_query = self._new_query_reading(state, employee, event, profile, local)
+                if may_fire(event, profile, rules, networks, first_open, largest, new_query):
+                    alert = self._check_rules(event, profile, employee, state, first_open, largest, new_query)
                     if alert is not None:
                         alerts.append(alert)
             except Exception as exc:  # a bug must not stop the stream: the event is reported, not lost
@@ -268,11 +269,22 @@ class DetectionPipeline:
 
     # -- rules --------------------------------------------------------------
 
+    def _new_query_reading(self, state: EmployeeState, employee: Employee | None, event: AccessEvent, profile,
+                           local) -> tuple[float, float, float] | None:
+        """Today's rows from statement shapes new to a person (`EmployeeState.new_query_reading`), for
+        people only, and not on a month's first or last working days: a close's queries are new to
+        everyone the first time a baseline meets one."""
+        if (not profile.reads_personal_data or not event.success or local.period or employee is None
+                or employee.is_service_account):
+            return None
+        return state.new_query_reading(profile, event.rows, self.scoring.peers.shapes.get(employee.role, frozenset()))
+
     def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState,
-                     first_open_read: bool = False, largest_before: float | None = None) -> dict | None:
+                     first_open_read: bool = False, largest_before: float | None = None,
+                     new_query: tuple[float, float, float] | None = None) -> dict | None:
         refs = references_for(state.baseline, employee, self.scoring.peers, state.day)
         hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks, first_open_read,
-                          largest_before)
+                          largest_before, new_query)
         if hit is None:
             return None
         extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),

@@ -30,10 +30,13 @@ OFF_HOURS_NEW_SOURCE = "off_hours_read_from_new_source"   # likewise
 OPEN_ENDED_READ = "unsized_open_ended_read"
 OUTSIZED_READ = "outsized_personal_read"
 OUTSIZED_MIN_ROWS = 1000      # a statement of fewer personal-data rows is never called outsized
+NEW_QUERY_READ = "new_query_personal_read"
+NEW_QUERY_MIN_ROWS = 1000     # fewer personal-data rows a day from statements new to the person never alert
 
 
 LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging",
-                      "out_of_scope_share", "off_hours_new_source_rows", "outsized_read_times")   # >= 0; 0 = off
+                      "out_of_scope_share", "off_hours_new_source_rows", "outsized_read_times",
+                      "new_query_read_times")   # >= 0; 0 = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class RuleSettings:
     out_of_scope_share: float = 0.5        # rows outside the usual scope above own usual, as a share of a usual day; 0 = off
     off_hours_new_source_rows: int = 200   # personal-data rows read off hours from a never-seen source, at rare hours; 0 = off
     outsized_read_times: float = 3.0       # one statement reading this many times the most one ever read before; 0 = off
+    new_query_read_times: float = 3.0      # rows a day from statement shapes new to the person, over the most before; 0 = off
 
     def __post_init__(self) -> None:
         for name in LIMITS_OFF_AT_ZERO:
@@ -68,17 +72,18 @@ class RuleHit:
 
 def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
              networks: frozenset[str] | None = None, first_open_read: bool = False,
-             largest_before: float | None = None) -> bool:
+             largest_before: float | None = None, new_query: tuple[float, float, float] | None = None) -> bool:
     """Cheap pre-check on the hot path, before references are looked up."""
     return profile.reads_personal_data and (
         (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows
         or _foreign(event, settings, networks) is not None or _unsized_first(event, settings, first_open_read)
-        or _outsized(event, profile, settings, largest_before))
+        or _outsized(event, profile, settings, largest_before) or _new_queries(settings, new_query))
 
 
 def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee | None,
                 refs: References, settings: RuleSettings, networks: frozenset[str] | None = None,
-                first_open_read: bool = False, largest_before: float | None = None) -> RuleHit | None:
+                first_open_read: bool = False, largest_before: float | None = None,
+                new_query: tuple[float, float, float] | None = None) -> RuleHit | None:
     """The first rule this event breaks, or None.
 
     `networks` are the client networks the organisation worked from in training
@@ -88,7 +93,10 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
     (`EmployeeState.first_open_read`); when the source does not report its rows (MariaDB's
     audit log never does) nothing else can tell a 600,000-row pull from a usual one.
     `largest_before`: the most personal-data rows one statement of the person's read on an
-    earlier day (`EmployeeState.largest_read_before`), None when unknown or not to be judged."""
+    earlier day (`EmployeeState.largest_read_before`), None when unknown or not to be judged.
+    `new_query`: today's personal-data rows from statement shapes new to the person, before and
+    after this event, and the most on an earlier day (`EmployeeState.new_query_reading`); None when
+    this event is no such read or is not to be judged."""
     if not profile.reads_personal_data or not event.success:
         return None
     if employee is not None and employee.is_service_account:
@@ -104,6 +112,8 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
         return _open_ended_hit(event, profile)
     if employee is not None and _outsized(event, profile, settings, largest_before):
         return _outsized_hit(event, profile, largest_before or 0.0)
+    if employee is not None and new_query is not None and _new_queries(settings, new_query):
+        return _new_query_hit(event, profile, new_query)
     return None
 
 
@@ -116,6 +126,17 @@ def _outsized(event: AccessEvent, profile: AccessProfile, settings: RuleSettings
     times = settings.outsized_read_times
     return (largest_before is not None and times > 0 and event.rows is not None and not profile.aggregate
             and event.rows >= max(OUTSIZED_MIN_ROWS, times * largest_before))
+
+
+def _new_queries(settings: RuleSettings, new_query: tuple[float, float, float] | None) -> bool:
+    """Today's rows from statements new to the person cross `new_query_read_times` the most of an
+    earlier day (and `NEW_QUERY_MIN_ROWS`) with this event: once a day, not on every statement after."""
+    times = settings.new_query_read_times
+    if new_query is None or times <= 0:
+        return False
+    before, after, most = new_query
+    needed = max(NEW_QUERY_MIN_ROWS, times * most)
+    return before < needed <= after
 
 
 def _foreign(event: AccessEvent, settings: RuleSettings, networks: frozenset[str] | None) -> str | None:
@@ -163,6 +184,14 @@ def _outsized_hit(event: AccessEvent, profile: AccessProfile, largest_before: fl
     detail = (f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}; "
               f"the most this person read in one statement on any earlier day: {largest_before:,.0f}")
     return RuleHit(OUTSIZED_READ, "high", [Reason("statement_vs_own_largest", event.rows or 0, largest_before, detail)])
+
+
+def _new_query_hit(event: AccessEvent, profile: AccessProfile, new_query: tuple[float, float, float]) -> RuleHit:
+    _, today, most = new_query
+    detail = (f"statements this person never ran before read {today:,.0f} personal-data rows today (the latest: "
+              f"{event.rows:,} rows of {_relations(profile)} ({_columns(profile)})); the most such statements read "
+              f"on any earlier day: {most:,.0f}")
+    return RuleHit(NEW_QUERY_READ, "medium", [Reason("new_query_rows_vs_own_most", today, most, detail)])
 
 
 def _relations(profile: AccessProfile) -> str:

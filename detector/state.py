@@ -142,6 +142,7 @@ class EmployeeState:
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "last_page", "dirty", "last_ts_ms", "partition", "rare_hours",
         "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day", "largest_read", "day_largest_read",
+        "new_query_read", "day_new_query_rows",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
@@ -168,6 +169,9 @@ class EmployeeState:
         self.largest_read: float | None = 0.0        # most personal-data rows one statement read on an earlier day;
                                                      # None: a state saved before it was kept
         self.day_largest_read = 0.0
+        self.new_query_read: float | None = 0.0      # most personal-data rows read in a day by statement shapes new
+                                                     # that day (`new_query_reading`); None: saved before it was kept
+        self.day_new_query_rows = 0.0
         self.hour_histogram = [0] * 24
         self.day_hours = [0] * 24
         self.day_new_sources: set[str] = set()
@@ -228,6 +232,9 @@ class EmployeeState:
         if self.largest_read is not None:
             self.largest_read = max(self.largest_read, self.day_largest_read)
         self.day_largest_read = 0.0
+        if self.new_query_read is not None:
+            self.new_query_read = max(self.new_query_read, self.day_new_query_rows)
+        self.day_new_query_rows = 0.0
         if self.day_counts[C.STATEMENTS] > 0:
             self._track_suspicion(day)
             self.history.append((self.day, self.day_counts, self.day_hour_max))
@@ -277,6 +284,26 @@ class EmployeeState:
         """The most personal-data rows one statement read on an earlier day, for people with days of
         history; None when unknown (no such history, or a state saved before it was kept)."""
         return self.largest_read if self.has_history else None
+
+    def new_query_reading(self, profile: AccessProfile, rows: int | None,
+                          role_shapes: frozenset[str]) -> tuple[float, float, float] | None:
+        """Count a personal-data read whose statement shape is new to the person: not one they ran on an
+        earlier day (as `scope` remembers it), nor one their role ran in training. Returns (today's rows
+        from such statements before this one, after it, the most on any earlier day), or None when the
+        read is not such a statement or the person is not judged (no days of history yet, whose first
+        days make every shape new; a state saved before this was kept). Call after `observe`.
+
+        A clerk who pulls customers for sale with a query of their own writes statements they never
+        ran: a few hundred rows each, below every per-statement rule, a thousand or more in a day. People
+        who write new queries every day (analysts, developers) have a large usual of such rows."""
+        if self.new_query_read is None or not rows or profile.aggregate or not self.has_history:
+            return None
+        fp = profile.fingerprint_id
+        if fp is None or fp in role_shapes or self.scope.ran_before(fp, self.day):
+            return None
+        before = self.day_new_query_rows
+        self.day_new_query_rows = before + rows
+        return before, self.day_new_query_rows, self.new_query_read
 
     @property
     def baseline(self) -> Baseline | None:
@@ -468,6 +495,8 @@ class EmployeeState:
             state.seen_open_reads = None
         if "largest_read" not in data:
             state.largest_read = None
+        if "new_query_read" not in data:
+            state.new_query_read = None
         if state.day >= 0:
             state._refresh_baseline()
         return state

@@ -110,6 +110,7 @@ class RulesConfig:
     out_of_scope_share: float = 0.5
     off_hours_new_source_rows: int = 200
     outsized_read_times: float = 3.0
+    new_query_read_times: float = 3.0
 
 
 @dataclass
