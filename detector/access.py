@@ -19,6 +19,7 @@ from detector.sql import StatementAnalyzer, StatementShape
 READ_ACTIONS = frozenset({"SELECT", "COPY", "EXPORT"})
 DUMP_TOOLS = ("pg_dump", "pg_dumpall", "mysqldump", "mariadb-dump", "mydumper")
 _NO_LITERALS: tuple[str, ...] = ()
+HIGH_VALUE_CATEGORIES = frozenset({"national_id", "financial"})   # ID-card numbers and bank cards: what gangs pay most for
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class AccessProfile:
     offset_literal_index: int | None
     keyset_literal_index: int | None = None
     open_ended: bool = False                # a read of personal data as large as the table lets it be (`_open_ended`)
+    high_value_columns: tuple[str, ...] = ()   # relation.column of a `HIGH_VALUE_CATEGORIES` category
 
 
 class AccessProfiler:
@@ -97,6 +99,8 @@ class AccessProfiler:
             offset_literal_index=shape.offset_literal_index if shape else None,
             keyset_literal_index=shape.keyset_literal_index if reads_personal and shape else None,
             open_ended=reads_personal and not exports and _open_ended(shape),
+            high_value_columns=tuple(sorted({f"{rel.name}.{col}" for rel, col in columns
+                                             if rel.columns[col] in HIGH_VALUE_CATEGORIES})),
         )
 
 

@@ -31,7 +31,8 @@ from detector.features import (
 from detector.history_fit import RoleRoutines
 from detector.model import AnomalyModel
 from detector.rules import (
-    OFF_HOURS_NEW_SOURCE, OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, RuleSettings, check_rules, may_fire,
+    NOTHING_KNOWN, OFF_HOURS_NEW_SOURCE, OUT_OF_SCOPE, PAGING, SUSTAINED_EXCESS, UNFAMILIAR_DATA, OwnHistory, RuleSettings,
+    check_rules, may_fire,
 )
 from detector.state import MAX_FINGERPRINTS, TICK_MS, EmployeeState, Snapshot
 from detector.sustained import ALLOWANCE, CAP, MIN_DAY_ROWS, TRACKED_INDEX, SustainedExcess
@@ -164,9 +165,9 @@ class DetectionPipeline:
                 state.observe(event, local, profile, literals)
                 state.partition = stream
                 dirty[state.key] = state
-                new_query = self._new_query_reading(state, employee, event, profile, local)
-                if may_fire(event, profile, rules, networks, first_open, largest, new_query):
-                    alert = self._check_rules(event, profile, employee, state, first_open, largest, new_query)
+                own = self._own_history(state, employee, event, profile, local, first_open, largest)
+                if may_fire(event, profile, rules, networks, own):
+                    alert = self._check_rules(event, profile, employee, state, own)
                     if alert is not None:
                         alerts.append(alert)
             except Exception as exc:  # a bug must not stop the stream: the event is reported, not lost
@@ -269,22 +270,22 @@ class DetectionPipeline:
 
     # -- rules --------------------------------------------------------------
 
-    def _new_query_reading(self, state: EmployeeState, employee: Employee | None, event: AccessEvent, profile,
-                           local) -> tuple[float, float, float] | None:
-        """Today's rows from statement shapes new to a person (`EmployeeState.new_query_reading`), for
-        people only, and not on a month's first or last working days: a close's queries are new to
-        everyone the first time a baseline meets one."""
+    def _own_history(self, state: EmployeeState, employee: Employee | None, event: AccessEvent, profile, local,
+                     first_open: bool, largest: float | None) -> OwnHistory:
+        """What the person's own history says of this event (`OwnHistory`). The counts of reads new
+        to the person are kept for people only, and not on a month's first or last working days: a
+        close's queries and columns are new to everyone the first time a baseline meets one."""
         if (not profile.reads_personal_data or not event.success or local.period or employee is None
                 or employee.is_service_account):
-            return None
-        return state.new_query_reading(profile, event.rows, self.scoring.peers.shapes.get(employee.role, frozenset()))
+            return OwnHistory(first_open, largest) if first_open or largest is not None else NOTHING_KNOWN
+        role_shapes = self.scoring.peers.shapes.get(employee.role, frozenset())
+        return OwnHistory(first_open, largest, state.new_query_reading(profile, event.rows, role_shapes),
+                          state.new_high_value_reads(profile))
 
     def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState,
-                     first_open_read: bool = False, largest_before: float | None = None,
-                     new_query: tuple[float, float, float] | None = None) -> dict | None:
+                     own: OwnHistory = NOTHING_KNOWN) -> dict | None:
         refs = references_for(state.baseline, employee, self.scoring.peers, state.day)
-        hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks, first_open_read,
-                          largest_before, new_query)
+        hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks, own)
         if hit is None:
             return None
         extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),

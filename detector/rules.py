@@ -32,11 +32,12 @@ OUTSIZED_READ = "outsized_personal_read"
 OUTSIZED_MIN_ROWS = 1000      # a statement of fewer personal-data rows is never called outsized
 NEW_QUERY_READ = "new_query_personal_read"
 NEW_QUERY_MIN_ROWS = 1000     # fewer personal-data rows a day from statements new to the person never alert
+NEW_HIGH_VALUE_COLUMNS = "new_id_or_card_column_reads"
 
 
 LIMITS_OFF_AT_ZERO = ("sustained_excess", "unfamiliar_data", "unfamiliar_new_columns", "paging",
                       "out_of_scope_share", "off_hours_new_source_rows", "outsized_read_times",
-                      "new_query_read_times")   # >= 0; 0 = off
+                      "new_query_read_times", "new_high_value_column_statements")   # >= 0; 0 = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class RuleSettings:
     off_hours_new_source_rows: int = 200   # personal-data rows read off hours from a never-seen source, at rare hours; 0 = off
     outsized_read_times: float = 3.0       # one statement reading this many times the most one ever read before; 0 = off
     new_query_read_times: float = 3.0      # rows a day from statement shapes new to the person, over the most before; 0 = off
+    new_high_value_column_statements: int = 20   # statements a day reading an ID or card column new to the person; 0 = off
 
     def __post_init__(self) -> None:
         for name in LIMITS_OFF_AT_ZERO:
@@ -70,33 +72,48 @@ class RuleHit:
     reasons: list[Reason]
 
 
-def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
-             networks: frozenset[str] | None = None, first_open_read: bool = False,
-             largest_before: float | None = None, new_query: tuple[float, float, float] | None = None) -> bool:
-    """Cheap pre-check on the hot path, before references are looked up."""
-    return profile.reads_personal_data and (
-        (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows
-        or _foreign(event, settings, networks) is not None or _unsized_first(event, settings, first_open_read)
-        or _outsized(event, profile, settings, largest_before) or _new_queries(settings, new_query))
+@dataclass(frozen=True, slots=True)
+class OwnHistory:
+    """What the person's own history says of this event, from `EmployeeState` before and after it
+    was observed; each field's default means "nothing to judge".
 
-
-def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee | None,
-                refs: References, settings: RuleSettings, networks: frozenset[str] | None = None,
-                first_open_read: bool = False, largest_before: float | None = None,
-                new_query: tuple[float, float, float] | None = None) -> RuleHit | None:
-    """The first rule this event breaks, or None.
-
-    `networks` are the client networks the organisation worked from in training
-    (None: unknown, and the foreign-network rule stays silent). The database host itself (a
-    Unix socket, loopback) is never foreign: it is where administrators work.
     `first_open_read`: the statement is an open-ended read of a shape the person never ran
     (`EmployeeState.first_open_read`); when the source does not report its rows (MariaDB's
     audit log never does) nothing else can tell a 600,000-row pull from a usual one.
     `largest_before`: the most personal-data rows one statement of the person's read on an
-    earlier day (`EmployeeState.largest_read_before`), None when unknown or not to be judged.
+    earlier day (`EmployeeState.largest_read_before`).
     `new_query`: today's personal-data rows from statement shapes new to the person, before and
-    after this event, and the most on an earlier day (`EmployeeState.new_query_reading`); None when
-    this event is no such read or is not to be judged."""
+    after this event, and the most on an earlier day (`EmployeeState.new_query_reading`).
+    `new_high_value_reads`: today's statements reading an ID-card or bank-card column the person
+    first read today, this one included (`EmployeeState.new_high_value_reads`)."""
+    first_open_read: bool = False
+    largest_before: float | None = None
+    new_query: tuple[float, float, float] | None = None
+    new_high_value_reads: int | None = None
+
+
+NOTHING_KNOWN = OwnHistory()
+
+
+def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
+             networks: frozenset[str] | None = None, own: OwnHistory = NOTHING_KNOWN) -> bool:
+    """Cheap pre-check on the hot path, before references are looked up."""
+    return profile.reads_personal_data and (
+        (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows
+        or _foreign(event, settings, networks) is not None or _unsized_first(event, settings, own.first_open_read)
+        or _outsized(event, profile, settings, own.largest_before) or _new_queries(settings, own.new_query)
+        or _new_high_value(settings, own.new_high_value_reads))
+
+
+def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee | None,
+                refs: References, settings: RuleSettings, networks: frozenset[str] | None = None,
+                own: OwnHistory = NOTHING_KNOWN) -> RuleHit | None:
+    """The first rule this event breaks, or None.
+
+    `networks` are the client networks the organisation worked from in training
+    (None: unknown, and the foreign-network rule stays silent). The database host itself (a
+    Unix socket, loopback) is never foreign: it is where administrators work. The rules on the
+    person's own history (`own`) judge people only, never an account no one owns."""
     if not profile.reads_personal_data or not event.success:
         return None
     if employee is not None and employee.is_service_account:
@@ -108,12 +125,16 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
     network = _foreign(event, settings, networks)
     if network is not None:
         return _foreign_hit(event, profile, network)
-    if employee is not None and _unsized_first(event, settings, first_open_read):
+    if employee is None:
+        return None
+    if _unsized_first(event, settings, own.first_open_read):
         return _open_ended_hit(event, profile)
-    if employee is not None and _outsized(event, profile, settings, largest_before):
-        return _outsized_hit(event, profile, largest_before or 0.0)
-    if employee is not None and new_query is not None and _new_queries(settings, new_query):
-        return _new_query_hit(event, profile, new_query)
+    if _outsized(event, profile, settings, own.largest_before):
+        return _outsized_hit(event, profile, own.largest_before or 0.0)
+    if own.new_query is not None and _new_queries(settings, own.new_query):
+        return _new_query_hit(event, profile, own.new_query)
+    if _new_high_value(settings, own.new_high_value_reads):
+        return _new_high_value_hit(profile, own.new_high_value_reads or 0)
     return None
 
 
@@ -137,6 +158,13 @@ def _new_queries(settings: RuleSettings, new_query: tuple[float, float, float] |
     before, after, most = new_query
     needed = max(NEW_QUERY_MIN_ROWS, times * most)
     return before < needed <= after
+
+
+def _new_high_value(settings: RuleSettings, reads: int | None) -> bool:
+    """Today's statements reading an ID or card column new to the person reach the limit with this
+    one: once a day."""
+    limit = settings.new_high_value_column_statements
+    return limit > 0 and reads == limit
 
 
 def _foreign(event: AccessEvent, settings: RuleSettings, networks: frozenset[str] | None) -> str | None:
@@ -192,6 +220,12 @@ def _new_query_hit(event: AccessEvent, profile: AccessProfile, new_query: tuple[
               f"{event.rows:,} rows of {_relations(profile)} ({_columns(profile)})); the most such statements read "
               f"on any earlier day: {most:,.0f}")
     return RuleHit(NEW_QUERY_READ, "medium", [Reason("new_query_rows_vs_own_most", today, most, detail)])
+
+
+def _new_high_value_hit(profile: AccessProfile, reads: int) -> RuleHit:
+    detail = (f"{reads} statements today read ID-card or bank-card columns this person never read before "
+              f"(the latest: {', '.join(profile.high_value_columns)}); on every earlier day: none")
+    return RuleHit(NEW_HIGH_VALUE_COLUMNS, "medium", [Reason("new_high_value_column_statements", reads, 0, detail)])
 
 
 def _relations(profile: AccessProfile) -> str:

@@ -142,7 +142,7 @@ class EmployeeState:
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "last_page", "dirty", "last_ts_ms", "partition", "rare_hours",
         "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day", "largest_read", "day_largest_read",
-        "new_query_read", "day_new_query_rows",
+        "new_query_read", "day_new_query_rows", "day_new_high_value_reads",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
@@ -172,6 +172,7 @@ class EmployeeState:
         self.new_query_read: float | None = 0.0      # most personal-data rows read in a day by statement shapes new
                                                      # that day (`new_query_reading`); None: saved before it was kept
         self.day_new_query_rows = 0.0
+        self.day_new_high_value_reads = 0            # statements today reading an ID or card column first read today
         self.hour_histogram = [0] * 24
         self.day_hours = [0] * 24
         self.day_new_sources: set[str] = set()
@@ -235,6 +236,7 @@ class EmployeeState:
         if self.new_query_read is not None:
             self.new_query_read = max(self.new_query_read, self.day_new_query_rows)
         self.day_new_query_rows = 0.0
+        self.day_new_high_value_reads = 0
         if self.day_counts[C.STATEMENTS] > 0:
             self._track_suspicion(day)
             self.history.append((self.day, self.day_counts, self.day_hour_max))
@@ -304,6 +306,21 @@ class EmployeeState:
         before = self.day_new_query_rows
         self.day_new_query_rows = before + rows
         return before, self.day_new_query_rows, self.new_query_read
+
+    def new_high_value_reads(self, profile: AccessProfile) -> int | None:
+        """Count a statement reading an ID-card or bank-card column (`HIGH_VALUE_CATEGORIES`) that
+        the person first read today, after days of history without it. Returns today's count of such
+        statements, or None when this is not one. Call after `observe`, which notes today's new columns.
+
+        An agent whose role looks up ID numbers, but who never did in weeks, reading them again and
+        again today: the role's usual hides it from every peer-relative measure, the own history
+        does not."""
+        if not profile.high_value_columns or not self.day_new_columns:
+            return None
+        if not any(column in self.day_new_columns for column in profile.high_value_columns):
+            return None
+        self.day_new_high_value_reads += 1
+        return self.day_new_high_value_reads
 
     @property
     def baseline(self) -> Baseline | None:

@@ -111,6 +111,7 @@ class RulesConfig:
     off_hours_new_source_rows: int = 200
     outsized_read_times: float = 3.0
     new_query_read_times: float = 3.0
+    new_high_value_column_statements: int = 20
 
 
 @dataclass

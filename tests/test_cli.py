@@ -56,7 +56,8 @@ def test_broken_config_names_the_key(tmp_path: Path):
 @pytest.mark.parametrize("key, value", [("sustained_excess", "-1.0"), ("unfamiliar_data", "-1.0"),
                                         ("unfamiliar_new_columns", "-1.0"), ("paging", "-1.0"),
                                         ("out_of_scope_share", "-1.0"), ("off_hours_new_source_rows", "-1"),
-                                        ("outsized_read_times", "-1.0"), ("new_query_read_times", "-1.0")])
+                                        ("outsized_read_times", "-1.0"), ("new_query_read_times", "-1.0"),
+                                        ("new_high_value_column_statements", "-1")])
 def test_a_negative_rule_limit_is_refused_naming_the_key(tmp_path: Path, key: str, value: str):
     config = tmp_path / "bad.toml"
     config.write_text(f"[rules]\n{key} = {value}\n")
