@@ -41,6 +41,7 @@ class AccessProfile:
     keyset_literal_index: int | None = None
     open_ended: bool = False                # a read of personal data as large as the table lets it be (`_open_ended`)
     high_value_columns: tuple[str, ...] = ()   # relation.column of a `HIGH_VALUE_CATEGORIES` category
+    reads_financial: bool = False           # a month's close reads whole months of these: payments, refunds
 
 
 class AccessProfiler:
@@ -101,6 +102,7 @@ class AccessProfiler:
             open_ended=reads_personal and not exports and _open_ended(shape),
             high_value_columns=tuple(sorted({f"{rel.name}.{col}" for rel, col in columns
                                              if rel.columns[col] in HIGH_VALUE_CATEGORIES})),
+            reads_financial="financial" in categories,
         )
 
 

@@ -161,7 +161,7 @@ class DetectionPipeline:
                     self._pending.append(closed)
                 profile, literals = profile_of(event)
                 first_open = profile.open_ended and state.first_open_read(profile)   # before observe learns it
-                largest = None if local.period else state.largest_read_before()      # closes read whole months
+                largest = None if local.period and profile.reads_financial else state.largest_read_before()
                 state.observe(event, local, profile, literals)
                 state.partition = stream
                 dirty[state.key] = state

@@ -12,6 +12,7 @@ from tests.factories import at, event, normal_day, trained_colleagues
 SATURDAY = 26          # not among the month's first or last three working days (28-30 September close it)
 CLOSING_DAY = 28
 EXPORT = "SELECT name, phone FROM customers WHERE city = 'Chengdu' AND created_at >= '2026-01-01'"
+CARDS = "SELECT name, bank_card FROM customers WHERE city = 'Chengdu' AND created_at >= '2026-01-01'"
 
 
 def _usual_lists(day: int, user: str) -> list:
@@ -20,9 +21,9 @@ def _usual_lists(day: int, user: str) -> list:
     return [event(at(day, 11), user, statement, rows=500)]
 
 
-def _alerts(rules: RuleSettings, day: int, rows: int) -> list[dict]:
+def _alerts(rules: RuleSettings, day: int, rows: int, statement: str = EXPORT) -> list[dict]:
     pipeline = trained_colleagues(rules, extra=_usual_lists)
-    events = normal_day(day) + [event(at(day, 15), "zhang_wei", EXPORT, rows=rows)]
+    events = normal_day(day) + [event(at(day, 15), "zhang_wei", statement, rows=rows)]
     return pipeline.process(sorted(events, key=lambda e: e.ts_ms)) + pipeline.finish()
 
 
@@ -41,10 +42,15 @@ def test_one_statement_three_times_the_largest_ever_alerts_with_counts_only():
     assert "Chengdu" not in json.dumps(alert) and "2026-01-01" not in json.dumps(alert)
 
 
-def test_a_statement_within_three_times_the_largest_a_closing_day_and_the_rule_off_do_not_fire_it():
+def test_a_statement_within_three_times_the_largest_a_closing_day_card_read_and_the_rule_off_do_not_fire_it():
     assert OUTSIZED_READ not in _detectors(_alerts(RuleSettings(), SATURDAY, 1_499))
-    assert OUTSIZED_READ not in _detectors(_alerts(RuleSettings(), CLOSING_DAY, 1_500))
+    assert OUTSIZED_READ not in _detectors(_alerts(RuleSettings(), CLOSING_DAY, 1_500, CARDS))
     assert OUTSIZED_READ not in _detectors(_alerts(RuleSettings(outsized_read_times=0), SATURDAY, 1_500))
+
+
+def test_on_a_closing_day_only_reads_of_financial_data_are_spared():
+    """A close reads whole months of payments; it has no reason to read a month of names and phones."""
+    assert OUTSIZED_READ in _detectors(_alerts(RuleSettings(), CLOSING_DAY, 1_500))
 
 
 def test_under_a_thousand_rows_is_never_outsized():
