@@ -275,9 +275,10 @@ class DetectionPipeline:
         """What the person's own history says of this event (`OwnHistory`). The counts of reads new
         to the person are kept for people only, and not on a month's first or last working days: a
         close's queries and columns are new to everyone the first time a baseline meets one."""
-        if (not profile.reads_personal_data or not event.success or local.period or employee is None
-                or employee.is_service_account):
-            return OwnHistory(first_open, largest) if first_open or largest is not None else NOTHING_KNOWN
+        if not profile.reads_personal_data or not event.success:
+            return NOTHING_KNOWN              # no rule judges it: no allocation on most events
+        if local.period or employee is None or employee.is_service_account:
+            return OwnHistory(first_open, largest)
         role_shapes = self.scoring.peers.shapes.get(employee.role, frozenset())
         return OwnHistory(first_open, largest, state.new_query_reading(profile, event.rows, role_shapes),
                           state.new_high_value_reads(profile))
