@@ -131,7 +131,7 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
         return _open_ended_hit(event, profile)
     if _outsized(event, profile, settings, own.largest_before):
         return _outsized_hit(event, profile, own.largest_before or 0.0)
-    if own.new_query is not None and _new_queries(settings, own.new_query):   # (narrows the type)
+    if own.new_query is not None and _new_queries(settings, own.new_query):
         return _new_query_hit(event, profile, own.new_query)
     if _new_high_value(settings, own.new_high_value_reads):
         return _new_high_value_hit(profile, own.new_high_value_reads or 0)
