@@ -16,6 +16,7 @@ No statement text ever reaches an alert except as a literal-free fingerprint.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from detector.counters import CATEGORY_ROWS, COUNTER_NAMES
@@ -116,12 +117,17 @@ class AlertBook:
         incident.alert = alert
         return alert
 
-    def expire(self, now_ms: int) -> None:
-        """Forget incidents idle for longer than the gap (bounded memory)."""
-        stale = [k for k, i in self.open.items() if now_ms - i.last_ms > self.incident_gap_ms]
+    def expire(self, now_ms: int, keys: Iterable[str]) -> int:
+        """Forget those of `keys` whose incident has been idle for twice the gap; return how many.
+
+        Memory then grows with the people alerted recently, not with everyone ever alerted.
+        Twice the gap, not once: a trigger still joins its incident when it is scored up to
+        a gap after the stream's clock passed it, so forgetting never changes an alert."""
+        stale = [k for k in keys if (i := self.open.get(k)) is not None and now_ms - i.last_ms > 2 * self.incident_gap_ms]
         for key in stale:
             del self.open[key]
             self.changed.add(key)
+        return len(stale)
 
 
 def _alert_dict(alert_id: str, trigger: Trigger, model_version: str) -> dict:

@@ -300,6 +300,24 @@ class DetectionPipeline:
     # -- the model ----------------------------------------------------------
 
     def _score_pending(self) -> list[dict]:
+        alerts = self._score_snapshots()
+        self._forget_idle_incidents()
+        return alerts
+
+    def _forget_idle_incidents(self) -> None:
+        """Close incidents idle for twice the gap on their stream's clock. Only here, once no
+        snapshot waits to be scored: a trigger still to come is then no older than the clock."""
+        keys_by_stream: dict[int, list[str]] = {}
+        for key in self.alert_book.open:
+            state = self.states.get(key)
+            if state is not None:
+                keys_by_stream.setdefault(state.partition, []).append(key)
+        for stream, keys in keys_by_stream.items():
+            tick = self._watermark.get(stream)
+            if tick is not None:
+                self.alert_book.expire(tick * TICK_MS, keys)
+
+    def _score_snapshots(self) -> list[dict]:
         pending, self._pending = self._pending, []
         if not pending:
             return []

@@ -101,6 +101,28 @@ def test_rule_escalation_reuses_the_alert_id():
     assert second[0]["first_detected_at"] == first[0]["detected_at"] == "2026-09-01T06:00:00.000Z"
 
 
+def test_an_incident_idle_for_two_gaps_is_forgotten_and_its_checkpoint_row_closed():
+    pipeline = _pipeline()
+    bulk = lambda day: event(at(day, 14), statement="SELECT name, id_card_no FROM customers WHERE a = 1", rows=48210)
+    first = _run(pipeline, [bulk(1)])
+    pipeline.drain_changes()
+    pipeline.process([lookup(at(2, 13), 1, db_user="chen_jie_rpt")])      # 23 h later, on the same stream
+    assert "E001" in pipeline.alert_book.open
+    pipeline.process([lookup(at(2, 15), 2, db_user="chen_jie_rpt")])      # 25 h later: twice the 12 h gap
+    assert "E001" not in pipeline.alert_book.open
+    assert ("E001", None) in pipeline.drain_changes()[1]
+    again = pipeline.process([bulk(3)])
+    assert len(again) == 1 and again[0]["alert_id"] != first[0]["alert_id"] and again[0]["revision"] == 0
+
+
+def test_idle_incidents_are_forgotten_on_their_own_streams_clock():
+    pipeline = _pipeline()
+    pipeline.process([event(at(1, 14), statement="SELECT name, id_card_no FROM customers WHERE a = 1", rows=48210)],
+                     stream=0)
+    pipeline.process([lookup(at(4, 10), 1, db_user="chen_jie_rpt")], stream=1)   # another partition runs ahead
+    assert "E001" in pipeline.alert_book.open
+
+
 def test_copy_export_of_sensitive_table_is_flagged_even_when_rows_unknown():
     pipeline = _pipeline()
     copy = event(at(1, 16), statement="COPY public.customers (id, name, phone, id_card_no) TO stdout;", rows=None,
