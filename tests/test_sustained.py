@@ -86,17 +86,18 @@ def test_a_saved_cusum_of_other_counters_starts_afresh():
 def test_the_sustained_excess_rule_alerts_once_the_cusum_reaches_its_limit(limit, alerted_day):
     pipeline = DetectionPipeline(reference_data(), Scoring(peers=_flat_peers(), anomaly=quiet_model()),
                                  RuleSettings(sustained_excess=limit))
-    first_day = {}
+    first_day, first_alert = {}, {}
     for day, lookups in HISTORY + [(d, 100) for d in (36, 37, 38, 39, 40)]:
         alerts = pipeline.process(_day(day, lookups)) + pipeline.finish()
         for alert in alerts:
             first_day.setdefault(alert["detector"], day)
+            first_alert.setdefault(alert["detector"], alert)
     if alerted_day is None:
         assert SUSTAINED_EXCESS not in first_day
         return
     assert first_day[SUSTAINED_EXCESS] == alerted_day
     assert pipeline.states["E001"].sustained.completed.max() < CAP - ALLOWANCE    # restarted after the alarm
-    alert = pipeline.alert_book.open["E001"].alert
+    alert = first_alert[SUSTAINED_EXCESS]
     assert "day after day" in alert["reasons"][0]["detail"]
     assert "previous active days: 40, 100, 100, 100" in alert["reasons"][0]["detail"]   # days 35 to 38
     assert alert["window_start"] == "2026-09-06T16:00:00.000Z"           # from the run's first day (Sept 7)
