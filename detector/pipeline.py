@@ -121,10 +121,12 @@ class DetectionPipeline:
         self._collect = collect_snapshots
         self._max_pending = max_pending
         self._pending: list[Snapshot] = []
+        self._rule_triggers: list[Trigger] = []     # rules' triggers, submitted with the snapshots' (`_score_pending`)
         self.changed: set[str] = set()          # state keys changed since the last `drain_changes`
         self.failures: list[tuple[int, str]] = []   # (index in its batch, reason) of events that raised
         self._dirty: dict[int, dict[str, EmployeeState]] = {}   # per stream (Kafka partition)
         self._watermark: dict[int, int] = {}                       # per stream: latest tick seen
+        self._stream_day: dict[int, int] = {}                      # per stream: local day of that tick
         self._routines = RoleRoutines(scoring.peers.common_shapes)
         self._elsewhere: dict[str, tuple[int, bool]] = {}           # key -> (day, history from another role)
 
@@ -136,8 +138,8 @@ class DetectionPipeline:
         Ticks close on each stream's own event time, so one person's snapshots
         depend only on their stream's order (one Kafka partition), never on how
         partitions interleave or where batches end. With `score=False` the closed
-        ticks wait for `score_pending()`, so that several streams' snapshots are
-        scored as one matrix."""
+        ticks (and the rules' triggers) wait for `score_pending()`, so that several
+        streams' snapshots are scored as one matrix."""
         alerts: list[dict] = []
         resolve, local_time, profile_of = self.refs.directory.resolve, self.refs.calendar.local, self.profiler.profile
         networks, rules, states = self.scoring.peers.networks, self.rules, self.states
@@ -150,6 +152,8 @@ class DetectionPipeline:
             if tick > watermark:
                 self._close_ticks(dirty)
                 watermark = tick
+                if self._entered_new_day(stream, event.ts_ms):
+                    alerts.extend(self._score_pending())
             try:
                 employee = resolve(event.employee_id, event.db_user)
                 state = states.get(employee.employee_id) if employee is not None else None
@@ -167,9 +171,7 @@ class DetectionPipeline:
                 dirty[state.key] = state
                 own = self._own_history(state, employee, event, profile, local, first_open, largest)
                 if may_fire(event, profile, rules, networks, own):
-                    alert = self._check_rules(event, profile, employee, state, own)
-                    if alert is not None:
-                        alerts.append(alert)
+                    self._check_rules(event, profile, employee, state, own)
             except Exception as exc:  # a bug must not stop the stream: the event is reported, not lost
                 self.failures.append((count - 1, f"internal error while scoring this event ({type(exc).__name__})"))
             if len(self._pending) >= self._max_pending:
@@ -237,6 +239,7 @@ class DetectionPipeline:
         for partition in partitions:
             self._dirty.pop(partition, None)
             self._watermark.pop(partition, None)
+            self._stream_day.pop(partition, None)
         return len(gone)
 
     def use_scoring(self, scoring: Scoring) -> None:
@@ -259,6 +262,20 @@ class DetectionPipeline:
                 EmployeeState(key, employee.employee_id if employee else key[len(UNRESOLVED_PREFIX):])
             self.states[key] = state
         return state
+
+    def _entered_new_day(self, stream: int, ts_ms: int) -> bool:
+        """Whether the stream has just entered a new local day with snapshots of the last one waiting.
+
+        They are scored then, before anyone's state rolls over: an alert's evidence (today's relations,
+        fingerprints, accounts) and the rules that read today's statement shapes read the person's
+        state when scored, which must still be the snapshot's day."""
+        try:
+            day = self.refs.calendar.local(ts_ms).day
+        except (OverflowError, ValueError):      # a date no calendar holds: the event itself is reported
+            return False
+        previous = self._stream_day.get(stream)
+        self._stream_day[stream] = day
+        return previous is not None and day != previous and bool(self._pending or self._rule_triggers)
 
     def _close_ticks(self, dirty: dict[str, EmployeeState]) -> None:
         self.changed.update(dirty)
@@ -284,23 +301,30 @@ class DetectionPipeline:
                           state.new_high_value_reads(profile))
 
     def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState,
-                     own: OwnHistory = NOTHING_KNOWN) -> dict | None:
+                     own: OwnHistory = NOTHING_KNOWN) -> None:
         refs = references_for(state.baseline, employee, self.scoring.peers, state.day)
         hit = check_rules(event, profile, employee, refs, self.rules, self.scoring.peers.networks, own)
         if hit is None:
-            return None
+            return
         extra = {"trigger": {"rows": event.rows, "relations": list(profile.sensitive_relations),
                              "categories": list(profile.categories), "fingerprint_id": profile.fingerprint_id,
                              "application": event.application, "client_addr": event.client_addr}}
         self.changed.add(state.key)
         trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), hit.detector, event.ts_ms, event.ts_ms,
                           event.ts_ms, 1.0, hit.severity, hit.reasons, evidence(state, self.profiler.fingerprints, extra))
-        return self._submit(trigger)
+        self._rule_triggers.append(trigger)
 
     # -- the model ----------------------------------------------------------
 
     def _score_pending(self) -> list[dict]:
-        alerts = self._score_snapshots()
+        """Score the closed ticks, then fold every trigger since the last call into incidents in event-time
+        order (a rule's before the model's at the same instant). A snapshot is scored when its batch ends,
+        after rules fired on later events of that batch: submitted as they came, whichever came first
+        would open the incident, so its `alert_id` and `detected_at` would depend on where batches end."""
+        triggers = self._rule_triggers + self._score_snapshots()
+        self._rule_triggers = []
+        triggers.sort(key=_event_time)      # stable: ties keep rules first, each in stream order
+        alerts = [alert for alert in map(self._submit, triggers) if alert is not None]
         self._forget_idle_incidents()
         return alerts
 
@@ -317,7 +341,7 @@ class DetectionPipeline:
             if tick is not None:
                 self.alert_book.expire(tick * TICK_MS, keys)
 
-    def _score_snapshots(self) -> list[dict]:
+    def _score_snapshots(self) -> list[Trigger]:
         pending, self._pending = self._pending, []
         if not pending:
             return []
@@ -347,14 +371,12 @@ class DetectionPipeline:
         rules_fired = {SUSTAINED_EXCESS: sustained_fired, UNFAMILIAR_DATA: self._unfamiliar(matrix, pending),
                        PAGING: self._paging(matrix), OFF_HOURS_NEW_SOURCE: self._off_hours_new_source(pending),
                        OUT_OF_SCOPE: self._out_of_scope(pending)}   # in precedence order
-        alerts = []
+        triggers = []
         for index in np.flatnonzero(over | np.logical_or.reduce(list(rules_fired.values()))):
             detector = "model" if over[index] else next(name for name, fired in rules_fired.items() if fired[index])
-            alert = self._model_alert(pending[index], references[index], matrix[index], cells[index],
-                                      float(scores[index]), detector)
-            if alert is not None:
-                alerts.append(alert)
-        return alerts
+            triggers.append(self._model_trigger(pending[index], references[index], matrix[index], cells[index],
+                                                float(scores[index]), detector))
+        return triggers
 
     def _sustained(self, pending: list[Snapshot], cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each snapshot's sustained excess, advancing its person's CUSUM in stream order, and
@@ -498,9 +520,9 @@ class DetectionPipeline:
             cached = self._elsewhere[state.key] = (day, self._routines.history_from_other_role(state.scope, employee.role))
         return cached[1]
 
-    def _model_alert(self, snapshot: Snapshot, refs: References, row: np.ndarray, cells: np.ndarray,
-                     score: float, detector: str = "model") -> dict | None:
-        """An alert from a scored snapshot: the forest's (`model`) or the sustained-excess rule's."""
+    def _model_trigger(self, snapshot: Snapshot, refs: References, row: np.ndarray, cells: np.ndarray,
+                       score: float, detector: str = "model") -> Trigger:
+        """A trigger from a scored snapshot: the forest's (`model`) or a rule's on the snapshot."""
         state = self.states[snapshot.key]
         threshold = self.scoring.anomaly.threshold
         if detector == "model":
@@ -524,14 +546,17 @@ class DetectionPipeline:
                             horizon, self.refs.calendar.day_start_ms(snapshot.day))
         if detector == SUSTAINED_EXCESS and state.sustained.since is not None:
             window_start = self.refs.calendar.day_start_ms(state.sustained.since)     # the whole run
-        trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), detector, snapshot.last_ts_ms,
-                          window_start, snapshot.tick_end_ms, score, severity, reasons,
-                          evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}
-                                   | ({"own_history_from_other_role": True} if refs.own_from_other_role else {})))
-        return self._submit(trigger)
+        return Trigger(state.key, state.employee_id, sorted(state.day_accounts), detector, snapshot.last_ts_ms,
+                       window_start, snapshot.tick_end_ms, score, severity, reasons,
+                       evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}
+                                | ({"own_history_from_other_role": True} if refs.own_from_other_role else {})))
 
     def _submit(self, trigger: Trigger) -> dict | None:
         alert = self.alert_book.submit(trigger)
         if alert is not None:
             self.stats.alerts[trigger.detector] += 1
         return alert
+
+
+def _event_time(trigger: Trigger) -> int:
+    return trigger.ts_ms

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from detector.rules import NEW_QUERY_READ, OUTSIZED_READ, RuleSettings
+from detector.rules import NEW_QUERY_READ, OUTSIZED_READ, UNFAMILIAR_DATA, RuleSettings
 from detector.state import EmployeeState
 from tests.factories import at, event, normal_day, trained_colleagues
 
@@ -30,7 +30,8 @@ def _rule_alerts(alerts: list[dict]) -> list[dict]:
 
 
 def test_three_new_statements_of_400_rows_alert_once_at_the_one_that_crosses_a_thousand():
-    alerts = _alerts(RuleSettings(), SATURDAY, _pull(SATURDAY, 5))
+    alone = RuleSettings(unfamiliar_data=0, unfamiliar_new_columns=0)     # which would open the incident at 14:00
+    alerts = _alerts(alone, SATURDAY, _pull(SATURDAY, 5))
     fired = _rule_alerts(alerts)
     assert len(fired) == 1
     alert = fired[0]
@@ -76,3 +77,26 @@ def test_three_times_the_most_of_an_earlier_day_is_needed_above_a_thousand():
         return [event(at(day, 14), user, "SELECT name, phone FROM customers WHERE district = 'Minhang' LIMIT 600", rows=600)]
     assert not _rule_alerts(_alerts(RuleSettings(), SATURDAY, _pull(SATURDAY, 4), extra=earlier))   # 1,600 < 1,800
     assert len(_rule_alerts(_alerts(RuleSettings(), SATURDAY, _pull(SATURDAY, 5), extra=earlier))) == 1
+
+
+def test_the_earliest_trigger_opens_the_incident_wherever_batches_end():
+    """The day's address rows reach the snapshot rule at 14:00, the new query rule fires at 14:20: in one
+    batch the snapshot is scored after the 14:20 event was seen, yet its trigger still comes first."""
+    events = sorted(normal_day(SATURDAY) + _pull(SATURDAY, 5), key=lambda e: e.ts_ms)
+    whole = trained_colleagues(RuleSettings())
+    one_batch = whole.process(events) + whole.finish()
+    split = trained_colleagues(RuleSettings())
+    one_by_one = [a for e in events for a in split.process([e])] + split.finish()
+    ids = lambda alerts: [(a["alert_id"], a["revision"], a["detector"], a["detected_at"]) for a in alerts]
+    assert ids(one_batch) == ids(one_by_one)
+    assert [a["detector"] for a in one_batch] == [UNFAMILIAR_DATA, NEW_QUERY_READ]
+    assert one_batch[1]["first_detected_at"] == one_batch[0]["detected_at"] == "2026-09-26T06:00:00.000Z"
+
+
+def test_a_snapshot_alert_shows_its_own_days_evidence_when_the_next_day_is_in_the_same_batch():
+    saturday = sorted(normal_day(SATURDAY) + _pull(SATURDAY, 5), key=lambda e: e.ts_ms)
+    pipeline = trained_colleagues(RuleSettings())
+    alerts = pipeline.process(saturday + normal_day(SATURDAY + 1, lookups=7)) + pipeline.finish()
+    snapshot_alert = next(a for a in alerts if a["detector"] == UNFAMILIAR_DATA)
+    assert snapshot_alert["evidence"]["statements_today"] == len(saturday) == 45    # not Sunday's 7
+    assert "address" in snapshot_alert["evidence"]["categories"]
