@@ -121,8 +121,8 @@ class AlertBook:
         """Forget those of `keys` whose incident has been idle for twice the gap; return how many.
 
         Memory then grows with the people alerted recently, not with everyone ever alerted.
-        Twice the gap, not once: a trigger still joins its incident when it is scored up to
-        a gap after the stream's clock passed it, so forgetting never changes an alert."""
+        Twice the gap, not once: an event arriving up to a gap behind the stream's clock
+        still finds the incident it would have joined, so forgetting changes no alert."""
         stale = [k for k in keys if (i := self.open.get(k)) is not None and now_ms - i.last_ms > 2 * self.incident_gap_ms]
         for key in stale:
             del self.open[key]
