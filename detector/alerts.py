@@ -117,8 +117,8 @@ class AlertBook:
         incident.alert = alert
         return alert
 
-    def expire(self, now_ms: int, keys: Iterable[str]) -> int:
-        """Forget those of `keys` whose incident has been idle for twice the gap; return how many.
+    def expire(self, now_ms: int, keys: Iterable[str]) -> None:
+        """Forget those of `keys` whose incident has been idle for twice the gap.
 
         Memory then grows with the people alerted recently, not with everyone ever alerted.
         Twice the gap, not once: an event arriving up to a gap behind the stream's clock
@@ -127,7 +127,6 @@ class AlertBook:
         for key in stale:
             del self.open[key]
             self.changed.add(key)
-        return len(stale)
 
 
 def _alert_dict(alert_id: str, trigger: Trigger, model_version: str) -> dict:

@@ -126,7 +126,6 @@ class DetectionPipeline:
         self.failures: list[tuple[int, str]] = []   # (index in its batch, reason) of events that raised
         self._dirty: dict[int, dict[str, EmployeeState]] = {}   # per stream (Kafka partition)
         self._watermark: dict[int, int] = {}                       # per stream: latest tick seen
-        self._stream_day: dict[int, int] = {}                      # per stream: local day of that tick
         self._routines = RoleRoutines(scoring.peers.common_shapes)
         self._elsewhere: dict[str, tuple[int, bool]] = {}           # key -> (day, history from another role)
 
@@ -151,9 +150,9 @@ class DetectionPipeline:
             tick = event.ts_ms // TICK_MS
             if tick > watermark:
                 self._close_ticks(dirty)
-                watermark = tick
-                if self._entered_new_day(stream, event.ts_ms):
+                if self._entered_new_day(watermark, tick):
                     alerts.extend(self._score_pending())
+                watermark = tick
             try:
                 employee = resolve(event.employee_id, event.db_user)
                 state = states.get(employee.employee_id) if employee is not None else None
@@ -239,7 +238,6 @@ class DetectionPipeline:
         for partition in partitions:
             self._dirty.pop(partition, None)
             self._watermark.pop(partition, None)
-            self._stream_day.pop(partition, None)
         return len(gone)
 
     def use_scoring(self, scoring: Scoring) -> None:
@@ -263,19 +261,19 @@ class DetectionPipeline:
             self.states[key] = state
         return state
 
-    def _entered_new_day(self, stream: int, ts_ms: int) -> bool:
-        """Whether the stream has just entered a new local day with snapshots of the last one waiting.
+    def _entered_new_day(self, last_tick: int, tick: int) -> bool:
+        """Whether a stream moving from `last_tick` to `tick` enters a new local day with snapshots waiting.
 
         They are scored then, before anyone's state rolls over: an alert's evidence (today's relations,
         fingerprints, accounts) and the rules that read today's statement shapes read the person's
         state when scored, which must still be the snapshot's day."""
+        if last_tick < 0 or not (self._pending or self._rule_triggers):
+            return False
         try:
-            day = self.refs.calendar.local(ts_ms).day
+            local = self.refs.calendar.local
+            return local(tick * TICK_MS).day != local(last_tick * TICK_MS).day
         except (OverflowError, ValueError):      # a date no calendar holds: the event itself is reported
             return False
-        previous = self._stream_day.get(stream)
-        self._stream_day[stream] = day
-        return previous is not None and day != previous and bool(self._pending or self._rule_triggers)
 
     def _close_ticks(self, dirty: dict[str, EmployeeState]) -> None:
         self.changed.update(dirty)
