@@ -13,7 +13,7 @@ import numpy as np
 from detector import counters as C
 from detector.alerts import Reason
 from detector.features import FEATURES, SUSTAINED, References, top_cells
-from detector.state import EmployeeState, Snapshot
+from detector.state import DayEvidence, Snapshot
 from detector.sustained import ALLOWANCE, CAP
 
 MAX_FINGERPRINT_CHARS = 400
@@ -96,21 +96,20 @@ def _level(baseline, horizon: str, counter: int) -> tuple[float, float]:
     return getattr(baseline, f"{horizon}_p50")[counter], getattr(baseline, f"{horizon}_p95")[counter]
 
 
-def evidence(state: EmployeeState, fingerprints: dict[str, str], extra: dict | None = None) -> dict:
-    """Counts, relations, categories and fingerprints of the person's day so far."""
-    day = state.day_counts
-    relations = sorted(state.day_relations.items(), key=lambda kv: -kv[1])[:MAX_EVIDENCE_ITEMS]
-    top_fps = sorted(state.day_fingerprints.items(), key=lambda kv: (-kv[1][1], -kv[1][0]))[:MAX_EVIDENCE_ITEMS]
+def evidence(day: list[float], seen: DayEvidence, fingerprints: dict[str, str], extra: dict | None = None) -> dict:
+    """Counts (`day`), relations, categories and fingerprints of the person's day, as of `seen`."""
+    relations = sorted(seen.relations.items(), key=lambda kv: -kv[1])[:MAX_EVIDENCE_ITEMS]
+    top_fps = sorted(seen.fingerprints.items(), key=lambda kv: (-kv[1][1], -kv[1][0]))[:MAX_EVIDENCE_ITEMS]
     result = {
         "statements_today": int(day[C.STATEMENTS]),
         "sensitive_rows_today": int(day[C.SENSITIVE_ROWS]),
         "sensitive_statements_today": int(day[C.SENSITIVE_STATEMENTS]),
         "objects": [{"relation": name, "rows": int(rows)} for name, rows in relations],
         "categories": sorted({c for c in C.CATEGORY_ROWS if day[C.CATEGORY_ROWS[c]] > 0}),
-        "columns": sorted(state.day_columns)[:20],
+        "columns": sorted(seen.columns)[:20],
         "fingerprints": [{"id": fp, "fingerprint": fingerprints.get(fp, "")[:MAX_FINGERPRINT_CHARS],
                           "statements": int(n), "rows": int(rows)} for fp, (n, rows) in top_fps],
-        "new_sources_today": len(state.day_new_sources),
+        "new_sources_today": seen.new_sources,
     }
     if extra:
         result.update(extra)

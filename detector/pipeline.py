@@ -308,8 +308,10 @@ class DetectionPipeline:
                              "categories": list(profile.categories), "fingerprint_id": profile.fingerprint_id,
                              "application": event.application, "client_addr": event.client_addr}}
         self.changed.add(state.key)
-        trigger = Trigger(state.key, state.employee_id, sorted(state.day_accounts), hit.detector, event.ts_ms, event.ts_ms,
-                          event.ts_ms, 1.0, hit.severity, hit.reasons, evidence(state, self.profiler.fingerprints, extra))
+        seen = state.day_evidence()
+        trigger = Trigger(state.key, state.employee_id, list(seen.accounts), hit.detector, event.ts_ms, event.ts_ms,
+                          event.ts_ms, 1.0, hit.severity, hit.reasons,
+                          evidence(state.day_counts, seen, self.profiler.fingerprints, extra))
         self._rule_triggers.append(trigger)
 
     # -- the model ----------------------------------------------------------
@@ -433,7 +435,7 @@ class DetectionPipeline:
         done by a colleague last month) reads a kind of data the baselines do not know, but is no
         unfamiliar data. New columns come in new shapes, so this does not hide them."""
         state = self.states[snapshot.key]
-        today = state.day_fingerprints
+        today = snapshot.evidence.fingerprints
         if not today or len(today) >= MAX_FINGERPRINTS:
             return False
         role_shapes = self.scoring.peers.shapes.get(self._cohort_role_of(state), frozenset())
@@ -544,9 +546,10 @@ class DetectionPipeline:
                             horizon, self.refs.calendar.day_start_ms(snapshot.day))
         if detector == SUSTAINED_EXCESS and state.sustained.since is not None:
             window_start = self.refs.calendar.day_start_ms(state.sustained.since)     # the whole run
-        return Trigger(state.key, state.employee_id, sorted(state.day_accounts), detector, snapshot.last_ts_ms,
+        return Trigger(state.key, state.employee_id, list(snapshot.evidence.accounts), detector, snapshot.last_ts_ms,
                        window_start, snapshot.tick_end_ms, score, severity, reasons,
-                       evidence(state, self.profiler.fingerprints, {"threshold": round(threshold, 4)}
+                       evidence(snapshot.day_counts, snapshot.evidence, self.profiler.fingerprints,
+                                {"threshold": round(threshold, 4)}
                                 | ({"own_history_from_other_role": True} if refs.own_from_other_role else {})))
 
     def _submit(self, trigger: Trigger) -> dict | None:

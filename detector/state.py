@@ -118,6 +118,21 @@ def _host_name_network(name: str) -> str:
     return name.split(".", 1)[1] if "." in name else "(local host names)"
 
 
+@dataclass(frozen=True, slots=True)
+class DayEvidence:
+    """What an alert shows of a person's day (relations, statement shapes, columns, sources, accounts),
+    as of one moment. Copied at each tick's close, so that a snapshot scored at the end of its batch
+    shows its own tick, not the later events of the batch: what an alert says, and the revisions it
+    makes, then do not depend on where batches end. Shapes are kept as immutable pairs, so the copies
+    are shallow."""
+
+    relations: dict[str, float]                     # sensitive relation -> rows read today
+    fingerprints: dict[str, tuple[float, float]]    # fingerprint id -> (statements, rows) today
+    columns: frozenset[str]
+    new_sources: int
+    accounts: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class Snapshot:
     """A person's counters at the end of a tick: one row for the model."""
@@ -132,6 +147,7 @@ class Snapshot:
     own: Baseline | None
     last_ts_ms: int
     partition: int
+    evidence: DayEvidence
 
 
 class EmployeeState:
@@ -179,7 +195,7 @@ class EmployeeState:
         self.day_relations: dict[str, float] = {}
         self.day_columns: set[str] = set()
         self.day_new_columns: set[str] = set()      # personal-data columns first read today
-        self.day_fingerprints: dict[str, list[float]] = {}
+        self.day_fingerprints: dict[str, tuple[float, float]] = {}
         self.day_accounts: set[str] = set()
         self.last_lookup: tuple[str, int, int] | None = None   # fingerprint, key, step from the key before
         self.last_page: tuple[str, int] | None = None   # fingerprint, hash of the bound of the last keyset page
@@ -218,7 +234,11 @@ class EmployeeState:
                 peak[i] = hour[i]
         return Snapshot(self.key, (self.tick + 1) * TICK_MS, self.day, self.day_counts.copy(),
                         hour.copy(), self.week_prior, self.week_prior_max, self.baseline, self.last_ts_ms,
-                        self.partition)
+                        self.partition, self.day_evidence())
+
+    def day_evidence(self) -> DayEvidence:
+        return DayEvidence(self.day_relations.copy(), self.day_fingerprints.copy(), frozenset(self.day_columns),
+                           len(self.day_new_sources), tuple(sorted(self.day_accounts)))
 
     def _evict_hour(self, tick: int) -> None:
         buckets, hour = self.buckets, self.hour_counts
@@ -493,9 +513,8 @@ class EmployeeState:
         if entry is None:
             if len(self.day_fingerprints) >= MAX_FINGERPRINTS:
                 return
-            entry = self.day_fingerprints[fp] = [0.0, 0.0]
-        entry[0] += 1
-        entry[1] += value
+            entry = (0.0, 0.0)
+        self.day_fingerprints[fp] = (entry[0] + 1, entry[1] + value)    # a new pair: `day_evidence` copies shallowly
 
     # -- persistence --------------------------------------------------------
 

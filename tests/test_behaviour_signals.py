@@ -161,7 +161,8 @@ def test_a_one_day_burst_does_not_echo_through_the_following_week():
 def _snapshot(key: str, day: int, rows: float, tick: int = 0) -> Snapshot:
     counts = C.zeros()
     counts[C.SENSITIVE_ROWS] = rows
-    return Snapshot(key, 1_000_000 + tick, day, counts, counts, C.zeros(), C.zeros(), None, 0, 0)
+    return Snapshot(key, 1_000_000 + tick, day, counts, counts, C.zeros(), C.zeros(), None, 0, 0,
+                    EmployeeState(key, key).day_evidence())
 
 
 def _surge_cells(z: float) -> np.ndarray:

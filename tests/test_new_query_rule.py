@@ -98,5 +98,32 @@ def test_a_snapshot_alert_shows_its_own_days_evidence_when_the_next_day_is_in_th
     pipeline = trained_colleagues(RuleSettings())
     alerts = pipeline.process(saturday + normal_day(SATURDAY + 1, lookups=7)) + pipeline.finish()
     snapshot_alert = next(a for a in alerts if a["detector"] == UNFAMILIAR_DATA)
-    assert snapshot_alert["evidence"]["statements_today"] == len(saturday) == 45    # not Sunday's 7
+    by_its_tick = [e for e in saturday if e.ts_ms < _tick_close()]
+    assert snapshot_alert["evidence"]["statements_today"] == len(by_its_tick) == 27   # of 45 on Saturday, not Sunday's 7
     assert "address" in snapshot_alert["evidence"]["categories"]
+
+
+def test_a_snapshot_alert_shows_its_tick_not_the_later_events_of_its_batch():
+    """Scored at the end of the batch, the 14:00 snapshot still shows the day as its tick closed: one
+    statement of the pull, not the five the batch holds, so the alert is the same in one batch or many."""
+    events = sorted(normal_day(SATURDAY) + _pull(SATURDAY, 5), key=lambda e: e.ts_ms)
+    whole = trained_colleagues(RuleSettings())
+    one_batch = whole.process(events) + whole.finish()
+    split = trained_colleagues(RuleSettings())
+    one_by_one = [a for e in events for a in split.process([e])] + split.finish()
+    assert one_batch == one_by_one
+    snapshot_alert = one_batch[0]
+    assert snapshot_alert["detector"] == UNFAMILIAR_DATA
+    pull_shape = max(snapshot_alert["evidence"]["fingerprints"], key=lambda f: f["rows"])
+    assert (pull_shape["statements"], pull_shape["rows"]) == (1, 400)          # 14:00; 14:10-14:40 come later
+    assert snapshot_alert["evidence"]["objects"] == [{"relation": "crm.public.customers", "rows": 400 + _routine_rows(events)}]
+
+
+def _routine_rows(events: list) -> int:
+    """Personal-data rows of the person's ordinary work before the 14:05 tick closed."""
+    return sum(e.rows or 0 for e in events if e.db_user == "zhang_wei" and e.ts_ms < _tick_close() and e.statement != PULL)
+
+
+def _tick_close() -> int:
+    """When the tick of the 14:00 snapshot closes."""
+    return int(at(SATURDAY, 14, 5).timestamp() * 1000)

@@ -204,3 +204,21 @@ def test_a_new_behaviour_during_an_open_incident_is_re_emitted_and_a_repeat_is_n
     assert walk is not None and walk["alert_id"] == opened["alert_id"] and walk["revision"] == 1
     assert {r["feature"].split(":")[1] for r in walk["reasons"]} >= {"sequential_key_lookups", "sensitive_rows"}
     assert book.submit(_trigger(180_000, "sequential_lookups:sequential_key_lookups:day")) is None
+
+
+def _read(ts_ms: int, objects: list[tuple[str, int]]) -> Trigger:
+    trigger = _trigger(ts_ms, "sensitive_rows_vs_own:sensitive_rows:day")
+    trigger.evidence = {"objects": [{"relation": r, "rows": n} for r, n in objects]}
+    return trigger
+
+
+def test_a_relation_the_alert_does_not_show_is_re_emitted_and_more_of_a_shown_one_is_not():
+    book = AlertBook("v1")
+    opened = book.submit(_read(0, [("crm.public.customers", 1945)]))
+    assert book.submit(_read(60_000, [("crm.public.customers", 9000)])) is None          # more of the same table
+    assert book.submit(_read(120_000, [("crm.public.customers", 9000), ("logistics.waybills", 499)])) is None
+    second_pull = book.submit(_read(180_000, [("crm.public.customers", 9000), ("logistics.waybills", 937)]))
+    assert second_pull is not None and second_pull["alert_id"] == opened["alert_id"] and second_pull["revision"] == 1
+    assert second_pull["detected_at"] == "1970-01-01T00:03:00.000Z"
+    assert {o["relation"] for o in second_pull["evidence"]["objects"]} == {"crm.public.customers", "logistics.waybills"}
+    assert book.submit(_read(240_000, [("crm.public.customers", 9000), ("logistics.waybills", 5000)])) is None
