@@ -568,6 +568,8 @@ def _restore(name: str, value: object) -> object:
         return ScopeMemory.from_dict(value)
     if name in ("sustained", "suspicion"):
         return SustainedExcess.from_list(value) if value else None
+    if name == "day_fingerprints":
+        return {fp: tuple(pair) for fp, pair in value.items()}
     if name in ("last_lookup", "last_page", "cohort_cells"):
         return tuple(value) if value else None
     return value
