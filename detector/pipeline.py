@@ -264,9 +264,10 @@ class DetectionPipeline:
     def _entered_new_day(self, last_tick: int, tick: int) -> bool:
         """Whether a stream moving from `last_tick` to `tick` enters a new local day with snapshots waiting.
 
-        They are scored then, before anyone's state rolls over: an alert's evidence (today's relations,
-        fingerprints, accounts) and the rules that read today's statement shapes read the person's
-        state when scored, which must still be the snapshot's day."""
+        They are scored then, before anyone's state rolls over: a snapshot carries its day's counts and
+        evidence, but scoring also reads the person's live state (the statement-shape memory behind
+        `_routine_shapes_only`, the past days a sustained excess names), which must still be the
+        snapshot's day."""
         if last_tick < 0 or not (self._pending or self._rule_triggers):
             return False
         try:

@@ -112,6 +112,7 @@ def test_a_snapshot_alert_shows_its_tick_not_the_later_events_of_its_batch():
     split = trained_colleagues(RuleSettings())
     one_by_one = [a for e in events for a in split.process([e])] + split.finish()
     assert one_batch == one_by_one
+    assert "Chengdu" not in json.dumps(one_batch)                             # the pull's literal
     snapshot_alert = one_batch[0]
     assert snapshot_alert["detector"] == UNFAMILIAR_DATA
     pull_shape = max(snapshot_alert["evidence"]["fingerprints"], key=lambda f: f["rows"])
