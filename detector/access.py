@@ -42,6 +42,7 @@ class AccessProfile:
     open_ended: bool = False                # a read of personal data as large as the table lets it be (`_open_ended`)
     high_value_columns: tuple[str, ...] = ()   # relation.column of a `HIGH_VALUE_CATEGORIES` category
     reads_financial: bool = False           # a month's close reads whole months of these: payments, refunds
+    reads_national_id: bool = False         # ... and never needs these: ID-card numbers
 
 
 class AccessProfiler:
@@ -103,6 +104,7 @@ class AccessProfiler:
             high_value_columns=tuple(sorted({f"{rel.name}.{col}" for rel, col in columns
                                              if rel.columns[col] in HIGH_VALUE_CATEGORIES})),
             reads_financial="financial" in categories,
+            reads_national_id="national_id" in categories,
         )
 
 

@@ -164,11 +164,10 @@ class DetectionPipeline:
                     self._pending.append(closed)
                 profile, literals = profile_of(event)
                 first_open = profile.open_ended and state.first_open_read(profile)   # before observe learns it
-                largest = None if local.period and profile.reads_financial else state.largest_read_before()
                 state.observe(event, local, profile, literals)
                 state.partition = stream
                 dirty[state.key] = state
-                own = self._own_history(state, employee, event, profile, local, first_open, largest)
+                own = self._own_history(state, employee, event, profile, local, first_open)
                 if may_fire(event, profile, rules, networks, own):
                     self._check_rules(event, profile, employee, state, own)
             except Exception as exc:  # a bug must not stop the stream: the event is reported, not lost
@@ -287,17 +286,25 @@ class DetectionPipeline:
     # -- rules --------------------------------------------------------------
 
     def _own_history(self, state: EmployeeState, employee: Employee | None, event: AccessEvent, profile, local,
-                     first_open: bool, largest: float | None) -> OwnHistory:
+                     first_open: bool) -> OwnHistory:
         """What the person's own history says of this event (`OwnHistory`). The counts of reads new
         to the person are kept for people only, and not on a month's first or last working days: a
-        close's queries and columns are new to everyone the first time a baseline meets one."""
+        close's queries and columns are new to everyone the first time a baseline meets one.
+
+        A close also reads whole months of payments with their bank cards, so on those days a read
+        of financial data is not judged by its size; one that also reads ID-card numbers still is
+        against the person's ID-card and bank-card reads (no close needs them)."""
         if not profile.reads_personal_data or not event.success:
             return NOTHING_KNOWN              # no rule judges it: no allocation on most events
+        closing = local.period and profile.reads_financial
+        largest = None if closing else state.largest_read_before()
+        spared = closing and not profile.reads_national_id
+        largest_high_value = state.largest_high_value_read_before() if profile.high_value_columns and not spared else None
         if local.period or employee is None or employee.is_service_account:
-            return OwnHistory(first_open, largest)
+            return OwnHistory(first_open, largest, largest_high_value)
         role_shapes = self.scoring.peers.shapes.get(employee.role, frozenset())
-        return OwnHistory(first_open, largest, state.new_query_reading(profile, event.rows, role_shapes),
-                          state.new_high_value_reads(profile))
+        return OwnHistory(first_open, largest, largest_high_value,
+                          state.new_query_reading(profile, event.rows, role_shapes), state.new_high_value_reads(profile))
 
     def _check_rules(self, event: AccessEvent, profile, employee: Employee | None, state: EmployeeState,
                      own: OwnHistory = NOTHING_KNOWN) -> None:

@@ -30,6 +30,7 @@ OFF_HOURS_NEW_SOURCE = "off_hours_read_from_new_source"   # likewise
 OPEN_ENDED_READ = "unsized_open_ended_read"
 OUTSIZED_READ = "outsized_personal_read"
 OUTSIZED_MIN_ROWS = 1000      # a statement of fewer personal-data rows is never called outsized
+OUTSIZED_HIGH_VALUE_MIN_ROWS = 400   # the same, judged on ID-card and bank-card reads alone
 NEW_QUERY_READ = "new_query_personal_read"
 NEW_QUERY_MIN_ROWS = 1000     # fewer personal-data rows a day from statements new to the person never alert
 NEW_HIGH_VALUE_COLUMNS = "new_id_or_card_column_reads"
@@ -82,12 +83,15 @@ class OwnHistory:
     audit log never does) nothing else can tell a 600,000-row pull from a usual one.
     `largest_before`: the most personal-data rows one statement of the person's read on an
     earlier day (`EmployeeState.largest_read_before`).
+    `largest_high_value_before`: the same, of statements reading an ID-card or bank-card column
+    (`EmployeeState.largest_high_value_read_before`).
     `new_query`: today's personal-data rows from statement shapes new to the person, before and
     after this event, and the most on an earlier day (`EmployeeState.new_query_reading`).
     `new_high_value_reads`: today's statements reading an ID-card or bank-card column the person
     first read today, this one included (`EmployeeState.new_high_value_reads`)."""
     first_open_read: bool = False
     largest_before: float | None = None
+    largest_high_value_before: float | None = None
     new_query: tuple[float, float, float] | None = None
     new_high_value_reads: int | None = None
 
@@ -101,7 +105,9 @@ def may_fire(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
     return profile.reads_personal_data and (
         (profile.is_export and settings.export_enabled) or (event.rows or 0) >= settings.bulk_read_rows
         or _foreign(event, settings, networks) is not None or _unsized_first(event, settings, own.first_open_read)
-        or _outsized(event, profile, settings, own.largest_before) or _new_queries(settings, own.new_query)
+        or _outsized(event, profile, settings, own.largest_before)
+        or _outsized_high_value(event, profile, settings, own.largest_high_value_before)
+        or _new_queries(settings, own.new_query)
         or _new_high_value(settings, own.new_high_value_reads))
 
 
@@ -131,6 +137,8 @@ def check_rules(event: AccessEvent, profile: AccessProfile, employee: Employee |
         return _open_ended_hit(event, profile)
     if _outsized(event, profile, settings, own.largest_before):
         return _outsized_hit(event, profile, own.largest_before or 0.0)
+    if _outsized_high_value(event, profile, settings, own.largest_high_value_before):
+        return _outsized_high_value_hit(event, profile, own.largest_high_value_before or 0.0)
     if own.new_query is not None and _new_queries(settings, own.new_query):
         return _new_query_hit(event, profile, own.new_query)
     if _new_high_value(settings, own.new_high_value_reads):
@@ -142,11 +150,21 @@ def _unsized_first(event: AccessEvent, settings: RuleSettings, first_open_read: 
     return first_open_read and settings.open_ended_read_enabled and event.rows is None and event.success
 
 
-def _outsized(event: AccessEvent, profile: AccessProfile, settings: RuleSettings, largest_before: float | None) -> bool:
+def _outsized(event: AccessEvent, profile: AccessProfile, settings: RuleSettings, largest_before: float | None,
+              floor: int = OUTSIZED_MIN_ROWS) -> bool:
     """One statement reading `outsized_read_times` the most personal-data rows the person ever read in one."""
     times = settings.outsized_read_times
     return (largest_before is not None and times > 0 and event.rows is not None and not profile.aggregate
-            and event.rows >= max(OUTSIZED_MIN_ROWS, times * largest_before))
+            and event.rows >= max(floor, times * largest_before))
+
+
+def _outsized_high_value(event: AccessEvent, profile: AccessProfile, settings: RuleSettings,
+                         largest_before: float | None) -> bool:
+    """The same on ID-card and bank-card numbers alone, from a lower floor: what gangs pay most for is
+    sold by the hundred, and a person's largest such read is smaller than their largest read of names
+    and phones (a sales list of 500 customers is routine, 500 customers' ID-card numbers are not)."""
+    return bool(profile.high_value_columns) and _outsized(event, profile, settings, largest_before,
+                                                           OUTSIZED_HIGH_VALUE_MIN_ROWS)
 
 
 def _new_queries(settings: RuleSettings, new_query: tuple[float, float, float] | None) -> bool:
@@ -212,6 +230,15 @@ def _outsized_hit(event: AccessEvent, profile: AccessProfile, largest_before: fl
     detail = (f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}; "
               f"the most this person read in one statement on any earlier day: {largest_before:,.0f}")
     return RuleHit(OUTSIZED_READ, "high", [Reason("statement_vs_own_largest", event.rows or 0, largest_before, detail)])
+
+
+def _outsized_high_value_hit(event: AccessEvent, profile: AccessProfile, largest_before: float) -> RuleHit:
+    how = f" with {event.application}" if event.application else ""
+    detail = (f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}, "
+              f"with {', '.join(profile.high_value_columns)}; the most rows with ID-card or bank-card numbers "
+              f"this person read in one statement on any earlier day: {largest_before:,.0f}")
+    return RuleHit(OUTSIZED_READ, "high",
+                   [Reason("statement_high_value_vs_own_largest", event.rows or 0, largest_before, detail)])
 
 
 def _new_query_hit(event: AccessEvent, profile: AccessProfile, new_query: tuple[float, float, float]) -> RuleHit:

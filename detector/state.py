@@ -158,7 +158,8 @@ class EmployeeState:
         "hour_histogram", "day_hours", "day_new_sources", "day_relations", "day_columns", "day_new_columns",
         "day_fingerprints", "day_accounts", "last_lookup", "last_page", "dirty", "last_ts_ms", "partition", "rare_hours",
         "cohort_cells", "sustained", "suspicion", "suspect_since", "period_day", "largest_read", "day_largest_read",
-        "new_query_read", "day_new_query_rows", "day_new_high_value_reads",
+        "new_query_read", "day_new_query_rows", "day_new_high_value_reads", "largest_high_value_read",
+        "day_largest_high_value_read",
     )
     _DERIVED = ("_baseline", "rare_hours", "week_prior", "week_prior_max")     # recomputed from history, not persisted
 
@@ -185,6 +186,9 @@ class EmployeeState:
         self.largest_read: float | None = 0.0        # most personal-data rows one statement read on an earlier day;
                                                      # None: a state saved before it was kept
         self.day_largest_read = 0.0
+        self.largest_high_value_read: float | None = 0.0   # the same, of statements reading ID-card or bank-card
+                                                           # columns; None: a state saved before it was kept
+        self.day_largest_high_value_read = 0.0
         self.new_query_read: float | None = 0.0      # most personal-data rows read in a day by statement shapes new
                                                      # that day (`new_query_reading`); None: saved before it was kept
         self.day_new_query_rows = 0.0
@@ -253,6 +257,9 @@ class EmployeeState:
         if self.largest_read is not None:
             self.largest_read = max(self.largest_read, self.day_largest_read)
         self.day_largest_read = 0.0
+        if self.largest_high_value_read is not None:
+            self.largest_high_value_read = max(self.largest_high_value_read, self.day_largest_high_value_read)
+        self.day_largest_high_value_read = 0.0
         if self.new_query_read is not None:
             self.new_query_read = max(self.new_query_read, self.day_new_query_rows)
         self.day_new_query_rows = 0.0
@@ -306,6 +313,10 @@ class EmployeeState:
         """The most personal-data rows one statement read on an earlier day, for people with days of
         history; None when unknown (no such history, or a state saved before it was kept)."""
         return self.largest_read if self.has_history else None
+
+    def largest_high_value_read_before(self) -> float | None:
+        """The same for statements reading an ID-card or bank-card column (`HIGH_VALUE_CATEGORIES`)."""
+        return self.largest_high_value_read if self.has_history else None
 
     def new_query_reading(self, profile: AccessProfile, rows: int | None,
                           role_shapes: frozenset[str]) -> tuple[float, float, float] | None:
@@ -405,6 +416,8 @@ class EmployeeState:
             value = float(rows)
             if value > self.day_largest_read:
                 self.day_largest_read = value
+            if profile.high_value_columns and value > self.day_largest_high_value_read:
+                self.day_largest_high_value_read = value
             _add(counts, C.SENSITIVE_ROWS, value)
             for i in profile.category_counters:
                 _add(counts, i, value)
@@ -531,6 +544,8 @@ class EmployeeState:
             state.seen_open_reads = None
         if "largest_read" not in data:
             state.largest_read = None
+        if "largest_high_value_read" not in data:
+            state.largest_high_value_read = None
         if "new_query_read" not in data:
             state.new_query_read = None
         if state.day >= 0:

@@ -67,3 +67,52 @@ def test_the_largest_read_survives_a_save_and_a_state_saved_before_it_was_kept_i
     assert EmployeeState.from_dict(json.loads(json.dumps(state.to_dict()))).largest_read_before() == 500
     older = {k: v for k, v in state.to_dict().items() if k not in ("largest_read", "day_largest_read")}
     assert EmployeeState.from_dict(older).largest_read_before() is None
+
+
+ID_CARDS = "SELECT name, id_card_no FROM customers WHERE city = 'Chengdu' AND created_at >= '2026-01-01'"
+ID_AND_BANK_CARDS = "SELECT name, id_card_no, bank_card FROM customers WHERE city = 'Chengdu' AND member_level >= 3"
+
+
+def _usual_lists_and_id_checks(day: int, user: str) -> list:
+    """Each colleague's daily list of 500 names and phones, and a check of 100 customers' ID-card numbers."""
+    checks = "SELECT name, id_card_no FROM customers WHERE district = 'Xuhui' ORDER BY id LIMIT 100"
+    return _usual_lists(day, user) + [event(at(day, 14), user, checks, rows=100)]
+
+
+def _high_value_alerts(day: int, rows: int, statement: str = ID_CARDS) -> list[dict]:
+    pipeline = trained_colleagues(RuleSettings(), extra=_usual_lists_and_id_checks)
+    events = normal_day(day) + [event(at(day, 15), "zhang_wei", statement, rows=rows)]
+    return pipeline.process(sorted(events, key=lambda e: e.ts_ms)) + pipeline.finish()
+
+
+def test_id_card_numbers_are_judged_against_the_largest_such_read_from_a_lower_floor():
+    """450 rows are fewer than the person's daily list of 500, but 4.5 times their most ID-card numbers."""
+    alerts = _high_value_alerts(SATURDAY, 450)
+    assert _detectors(alerts) == [OUTSIZED_READ]
+    reason = alerts[0]["reasons"][0]
+    assert (reason["feature"], reason["value"], reason["baseline"]) == ("statement_high_value_vs_own_largest", 450, 100)
+    assert "with crm.public.customers.id_card_no" in reason["detail"]
+    assert "Chengdu" not in json.dumps(alerts) and "2026-01-01" not in json.dumps(alerts)
+
+
+def test_id_card_reads_under_the_floor_or_three_times_the_largest_do_not_fire():
+    assert OUTSIZED_READ not in _detectors(_high_value_alerts(SATURDAY, 399))   # 3 x 100 = 300, floor 400
+    pipeline = trained_colleagues(RuleSettings(), extra=_usual_lists)      # never read ID-card numbers: largest 0
+    events = normal_day(SATURDAY) + [event(at(SATURDAY, 15), "zhang_wei", EXPORT, rows=450)]
+    assert OUTSIZED_READ not in _detectors(pipeline.process(sorted(events, key=lambda e: e.ts_ms)) + pipeline.finish())
+
+
+def test_on_a_closing_day_a_bank_card_read_is_spared_but_not_one_with_id_card_numbers():
+    """A close reads payments' bank cards by the month; it never needs ID-card numbers."""
+    assert OUTSIZED_READ not in _detectors(_high_value_alerts(CLOSING_DAY, 450, CARDS))
+    assert _detectors(_high_value_alerts(CLOSING_DAY, 450, ID_AND_BANK_CARDS))[0] == OUTSIZED_READ   # then revised
+
+
+def test_the_largest_id_card_read_survives_a_save_and_one_saved_before_it_was_kept_is_not_judged():
+    pipeline = trained_colleagues(RuleSettings(), extra=_usual_lists_and_id_checks)
+    state = pipeline.states["E001"]
+    assert state.largest_read == 500 and state.largest_high_value_read_before() == 100
+    assert EmployeeState.from_dict(json.loads(json.dumps(state.to_dict()))).largest_high_value_read_before() == 100
+    older = {k: v for k, v in state.to_dict().items()
+             if k not in ("largest_high_value_read", "day_largest_high_value_read")}
+    assert EmployeeState.from_dict(older).largest_high_value_read_before() is None
