@@ -540,20 +540,17 @@ class EmployeeState:
         for name in cls.__slots__:
             if name in data and name not in cls._DERIVED:
                 setattr(state, name, _restore(name, data[name]))
-        if "seen_open_reads" not in data:
-            state.seen_open_reads = None
-        if "largest_read" not in data:
-            state.largest_read = None
-        if "largest_high_value_read" not in data:
-            state.largest_high_value_read = None
-        if "new_query_read" not in data:
-            state.new_query_read = None
+        for name in _KEPT_LATER:
+            if name not in data:
+                setattr(state, name, None)
         if state.day >= 0:
             state._refresh_baseline()
         return state
 
 
 _STALE = object()      # the baseline must be recomputed from history before use
+_KEPT_LATER = ("seen_open_reads", "largest_read", "largest_high_value_read", "new_query_read")   # None: a state
+                                                     # saved before it was kept, whose rules then stay silent
 _SETS = {"seen_sources", "seen_relations", "seen_columns", "seen_networks", "day_new_sources", "day_columns", "day_new_columns",
          "day_accounts"}
 
