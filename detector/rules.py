@@ -226,19 +226,21 @@ def _open_ended_hit(event: AccessEvent, profile: AccessProfile) -> RuleHit:
 
 
 def _outsized_hit(event: AccessEvent, profile: AccessProfile, largest_before: float) -> RuleHit:
-    how = f" with {event.application}" if event.application else ""
-    detail = (f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}; "
+    detail = (f"{_one_statement(event, profile)}; "
               f"the most this person read in one statement on any earlier day: {largest_before:,.0f}")
     return RuleHit(OUTSIZED_READ, "high", [Reason("statement_vs_own_largest", event.rows or 0, largest_before, detail)])
 
 
 def _outsized_high_value_hit(event: AccessEvent, profile: AccessProfile, largest_before: float) -> RuleHit:
-    how = f" with {event.application}" if event.application else ""
-    detail = (f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}, "
-              f"with {', '.join(profile.high_value_columns)}; the most rows with ID-card or bank-card numbers "
-              f"this person read in one statement on any earlier day: {largest_before:,.0f}")
+    detail = (f"{_one_statement(event, profile)}, with {', '.join(profile.high_value_columns)}; the most rows with "
+              f"ID-card or bank-card numbers this person read in one statement on any earlier day: {largest_before:,.0f}")
     return RuleHit(OUTSIZED_READ, "high",
                    [Reason("statement_high_value_vs_own_largest", event.rows or 0, largest_before, detail)])
+
+
+def _one_statement(event: AccessEvent, profile: AccessProfile) -> str:
+    how = f" with {event.application}" if event.application else ""
+    return f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}"
 
 
 def _new_query_hit(event: AccessEvent, profile: AccessProfile, new_query: tuple[float, float, float]) -> RuleHit:
