@@ -203,23 +203,21 @@ def _bulk_hit(event: AccessEvent, profile: AccessProfile, refs: References, sett
 
 
 def _export_hit(event: AccessEvent, profile: AccessProfile) -> RuleHit:
-    rows = "an unknown number of" if event.rows is None else f"{event.rows:,}"
-    how = f" with {event.application}" if event.application else ""
-    detail = f"exported {rows} rows of {_relations(profile)} ({_columns(profile)}){how}"
+    detail = (f"exported {_row_count(event)} rows of {_relations(profile)} ({_columns(profile)})"
+              f"{_with_application(event)}")
     return RuleHit(SENSITIVE_EXPORT, "high", [Reason("sensitive_export", 1, 0, detail)])
 
 
 def _foreign_hit(event: AccessEvent, profile: AccessProfile, network: str) -> RuleHit:
-    rows = "an unknown number of" if event.rows is None else f"{event.rows:,}"
-    how = f" with {event.application}" if event.application else ""
-    detail = (f"read {rows} rows of {_relations(profile)} ({_columns(profile)}) from {event.client_addr}{how}; "
+    detail = (f"read {_row_count(event)} rows of {_relations(profile)} ({_columns(profile)}) from {event.client_addr}"
+              f"{_with_application(event)}; "
               f"nobody in the organisation worked from its network {network} during training")
     return RuleHit(FOREIGN_NETWORK, "high", [Reason("foreign_network", 1, 0, detail)])
 
 
 def _open_ended_hit(event: AccessEvent, profile: AccessProfile) -> RuleHit:
-    how = f" with {event.application}" if event.application else ""
-    detail = (f"ran a statement never run before reading {_relations(profile)} ({_columns(profile)}){how}, "
+    detail = (f"ran a statement never run before reading {_relations(profile)} ({_columns(profile)})"
+              f"{_with_application(event)}, "
               f"with no LIMIT and no key, and its source does not report rows: it may have read the whole "
               f"table (statement {profile.fingerprint_id})")
     return RuleHit(OPEN_ENDED_READ, "medium", [Reason("open_ended_read", 1, 0, detail)])
@@ -239,8 +237,16 @@ def _outsized_high_value_hit(event: AccessEvent, profile: AccessProfile, largest
 
 
 def _one_statement(event: AccessEvent, profile: AccessProfile) -> str:
-    how = f" with {event.application}" if event.application else ""
-    return f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)}){how}"
+    return (f"one statement read {event.rows:,} rows of {_relations(profile)} ({_columns(profile)})"
+            f"{_with_application(event)}")
+
+
+def _row_count(event: AccessEvent) -> str:
+    return "an unknown number of" if event.rows is None else f"{event.rows:,}"
+
+
+def _with_application(event: AccessEvent) -> str:
+    return f" with {event.application}" if event.application else ""
 
 
 def _new_query_hit(event: AccessEvent, profile: AccessProfile, new_query: tuple[float, float, float]) -> RuleHit:
